@@ -1,0 +1,1 @@
+//! Container lifecycle: create, start, state, kill, delete.
