@@ -1,0 +1,114 @@
+//! The runtime side of create: fork the intermediate and drive the channel until the
+//! init reports Ready.
+
+use std::os::fd::AsRawFd;
+
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
+use oci_spec::runtime::Spec;
+
+use super::{intermediate, InitConfig};
+use crate::channel::{self, Channel, Message};
+use crate::error::ContainerError;
+use crate::hooks;
+use crate::userns;
+
+/// What the parent needs besides the init's configuration.
+pub struct ParentHooks<'a> {
+    /// Runs the runtime-side create hooks given the init pid; returns the state JSON.
+    pub run_create_hooks: &'a dyn Fn(i32) -> Result<String, ContainerError>,
+    /// Places the intermediate process in the container's cgroup.
+    pub place_in_cgroup: &'a dyn Fn(i32) -> Result<(), ContainerError>,
+}
+
+/// Fork, drive the create dance, and return the init's host pid once it is Ready.
+/// On error the caller kills whatever pid it learnt through `on_pid`.
+pub fn spawn(
+    cfg: &InitConfig<'_>,
+    parent: &ParentHooks<'_>,
+    on_pid: &mut dyn FnMut(i32),
+) -> Result<i32, ContainerError> {
+    let (ours, theirs) = channel::pair()?;
+    // SAFETY: the runtime is single-threaded here, so the child may run arbitrary code.
+    let child = match unsafe { fork() }.map_err(|e| ContainerError::sys("forking", e))? {
+        ForkResult::Child => {
+            drop(ours);
+            intermediate::run(theirs, cfg)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    let result = drive(&ours, cfg.spec, child, parent, on_pid);
+    // The intermediate exits right after reporting the init pid (or on error).
+    if result.is_err() {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = waitpid(child, None);
+    result
+}
+
+fn drive(
+    ch: &Channel,
+    spec: &Spec,
+    intermediate: Pid,
+    parent: &ParentHooks<'_>,
+    on_pid: &mut dyn FnMut(i32),
+) -> Result<i32, ContainerError> {
+    (parent.place_in_cgroup)(intermediate.as_raw())?;
+    ch.send(&Message::Proceed)?;
+    let mut init_pid = None;
+    loop {
+        match ch.recv()? {
+            Message::MapIds => {
+                let reply = match userns::write_maps(intermediate.as_raw(), spec) {
+                    Ok(()) => Message::IdsMapped,
+                    Err(e) => Message::Error(e.to_string()),
+                };
+                ch.send(&reply)?;
+            }
+            Message::InitPid(pid) => {
+                on_pid(pid);
+                init_pid = Some(pid);
+            }
+            Message::RunCreateHooks => {
+                let pid = init_pid.ok_or_else(|| protocol("RunCreateHooks before InitPid"))?;
+                match (parent.run_create_hooks)(pid) {
+                    Ok(state) => ch.send(&Message::HooksDone(state))?,
+                    Err(e) => {
+                        let _ = ch.send(&Message::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            Message::Ready => {
+                return init_pid.ok_or_else(|| protocol("Ready before InitPid"));
+            }
+            Message::Error(text) => return Err(ContainerError::Init(text)),
+            other => return Err(protocol(&format!("unexpected {other:?}"))),
+        }
+    }
+}
+
+fn protocol(what: &str) -> ContainerError {
+    ContainerError::Init(format!("create protocol error: {what}"))
+}
+
+/// Run hooks from the runtime side, as the parent does for prestart and createRuntime.
+pub fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<(), hooks::HookError> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    #[allow(deprecated)]
+    if let Some(list) = h.prestart() {
+        hooks::run_all("prestart", list, state)?;
+    }
+    if let Some(list) = h.create_runtime() {
+        hooks::run_all("createRuntime", list, state)?;
+    }
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn _fd_is_used(ch: &Channel) -> i32 {
+    ch.as_fd().as_raw_fd()
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one test command: installs dependencies, then format check, clippy, and every test.
+#
+#   bash scripts/test.sh
+#
+# Environment:
+#   TEST_THREADS   --test-threads for the test binaries (default: number of CPUs). Tests
+#                  that touch the kernel serialise themselves where they must; lower this
+#                  if they interfere (e.g. TEST_THREADS=1).
+#   SKIP_DEPS=1    do not run scripts/install-deps.sh
+#   CARGO_TEST_ARGS extra arguments for `cargo test` (e.g. "--release")
+# Integration tests that need root skip themselves when not run as root; run as root
+# (CI does) to exercise them. Exits non-zero if any step fails.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if [[ "${SKIP_DEPS:-0}" != 1 ]]; then
+    bash scripts/install-deps.sh
+fi
+if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+TEST_THREADS="${TEST_THREADS:-$(nproc)}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+if [[ $(id -u) -ne 0 ]]; then
+    echo "test.sh: not root: tests that need root will be skipped" >&2
+fi
+
+step() {
+    echo
+    echo "==> $*"
+    "$@"
+}
+
+step cargo fmt --all -- --check
+step cargo clippy --workspace --all-targets -- -D warnings
+# shellcheck disable=SC2086 # CARGO_TEST_ARGS is a list of words
+step cargo test --workspace ${CARGO_TEST_ARGS:-} -- --test-threads="$TEST_THREADS"
+
+echo
+echo "test.sh: all checks passed"
