@@ -113,8 +113,11 @@ for rt in "${ORDER[@]}"; do
     bin=${BIN[$rt]} root=${ROOT[$rt]} id="$TAG-$rt"
     echo
     echo "==> $rt ($bin)"
+    # Not timed; a file because -N has no shell for the `|| true`.
+    printf '%q --root %q delete --force %q >/dev/null 2>&1 || true\n' "$bin" "$root" "$id" \
+        >"$WORK/prepare-$rt.sh"
     wrap "$rt" hyperfine -N --runs "$RUNS" --warmup "$WARMUP" --style basic \
-        --prepare "$bin --root $root delete --force $id" \
+        --prepare "sh $WORK/prepare-$rt.sh" \
         --export-json "$WORK/$rt.json" \
         --command-name "$rt run /bin/true" \
         "$bin --root $root run --bundle $BUNDLE $id"

@@ -28,16 +28,24 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "test.sh: not root: tests that need root will be skipped" >&2
 fi
 
+failed=()
 step() {
     echo
     echo "==> $*"
-    "$@"
+    if ! "$@"; then
+        failed+=("$*")
+    fi
 }
 
+# Every step runs even if an earlier one failed, so one CI log shows all problems.
 step cargo fmt --all -- --check
 step cargo clippy --workspace --all-targets -- -D warnings
 # shellcheck disable=SC2086 # CARGO_TEST_ARGS is a list of words
-step cargo test --workspace ${CARGO_TEST_ARGS:-} -- --test-threads="$TEST_THREADS"
+step cargo test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-} -- --test-threads="$TEST_THREADS"
 
 echo
+if ((${#failed[@]})); then
+    printf 'test.sh: FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
 echo "test.sh: all checks passed"

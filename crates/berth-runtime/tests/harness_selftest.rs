@@ -102,10 +102,7 @@ fn runtime_bundles_carry_token_and_cgroup_path_and_are_cleaned_up() {
 
 #[test]
 fn cleanup_unmounts_and_removes_even_on_panic() {
-    if !common::is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    common::require_root!();
     let dir = std::sync::Arc::new(std::sync::Mutex::new(None));
     let seen = dir.clone();
     let result = std::panic::catch_unwind(move || {

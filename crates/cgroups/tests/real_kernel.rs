@@ -373,12 +373,13 @@ fn bench_create_add_task_remove() {
     let pid = child.id().to_string();
     let mut roots: Vec<PathBuf> = h.v1.iter().map(|x| x.mount_point.clone()).collect();
     roots.extend(h.unified.clone());
-    let (mut setup, mut teardown) = (Vec::new(), Vec::new());
+    let (mut setup, mut create, mut teardown) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..100 {
         let path = unique_path();
         let t = Instant::now();
         let m = berth_cgroups::manager(&path).unwrap();
         m.create().unwrap();
+        create.push(t.elapsed());
         m.add_task(child.id() as i32).unwrap();
         setup.push(t.elapsed());
         for r in &roots {
@@ -391,9 +392,11 @@ fn bench_create_add_task_remove() {
     let _ = child.kill();
     let _ = child.wait();
     setup.sort();
+    create.sort();
     teardown.sort();
     eprintln!(
-        "manager+create+add_task: median {:?} (min {:?}, p90 {:?}); remove: median {:?}",
-        setup[50], setup[0], setup[90], teardown[50]
+        "manager+create+add_task: median {:?} (min {:?}, p90 {:?}; manager+create alone {:?}); \
+         remove: median {:?}",
+        setup[50], setup[0], setup[90], create[50], teardown[50]
     );
 }

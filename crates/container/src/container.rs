@@ -86,6 +86,9 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// An already connected console socket (used by foreground `run` to get the pty
+    /// itself); takes the place of `console_socket`.
+    pub console_fd: Option<std::sync::Arc<OwnedFd>>,
 }
 
 /// The runtime: every operation works on containers under `root`.
@@ -135,7 +138,9 @@ impl Runtime {
     pub fn create(&self, opts: &CreateOptions) -> Result<i32, ContainerError> {
         id::validate(&opts.id)?;
         let loaded = spec::load(&opts.bundle)?;
-        // TODO(cgroups): berth_cgroups::validate(resources) once exported.
+        if let Some(res) = loaded.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            berth_cgroups::validate(res)?;
+        }
         let dir = ContainerDir::create(&self.root, &opts.id)?;
         let mut init_pid = None;
         let cgroup_path = default_cgroup_path(&loaded.spec, &opts.id);
@@ -154,7 +159,7 @@ impl Runtime {
             }
         }
         if let Ok(cg) = berth_cgroups::manager(cgroup_path) {
-            let _ = kill_all(&*cg, libc::SIGKILL);
+            let _ = cg.kill_all(libc::SIGKILL);
             let _ = cg.remove();
         }
         let _ = dir.remove();
@@ -196,9 +201,7 @@ impl Runtime {
         make_fifo(&dir.fifo_path())?;
         let cgroup = berth_cgroups::manager(cgroup_path)?;
         cgroup.create()?;
-        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cgroup.apply(res)?;
-        }
+        cgroup.apply(&create_resources(spec))?;
         let console = self.connect_console(spec, opts)?;
         let joins = namespaces.open_joins()?;
         let state_dir = OpenOptions::new()
@@ -261,6 +264,12 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
+        if let (Some(fd), true) = (&opts.console_fd, terminal) {
+            let dup = fd
+                .try_clone()
+                .map_err(|e| ContainerError::Unsupported(format!("duplicating console fd: {e}")))?;
+            return Ok(Some(dup));
+        }
         match (&opts.console_socket, terminal) {
             (Some(path), true) => {
                 let stream = UnixStream::connect(path).map_err(|source| ContainerError::Io {
@@ -347,7 +356,7 @@ impl Runtime {
         }
         if all {
             let cg = berth_cgroups::manager(&st.cgroup_path)?;
-            kill_all(&*cg, signal)?;
+            cg.kill_all(signal)?;
             return Ok(());
         }
         let fd = sys::pidfd_open(st.pid).map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
@@ -390,7 +399,7 @@ impl Runtime {
                 sys::pidfd_wait_exit(&fd, Duration::from_secs(10));
             }
         }
-        let _ = kill_all(&*cg, libc::SIGKILL);
+        let _ = cg.kill_all(libc::SIGKILL);
         cg.remove()?;
         if let Ok(spec) = load_saved_spec(&dir) {
             if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststop().clone()) {
@@ -496,13 +505,17 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
     })
 }
 
-/// Signal every process in the cgroup.
-fn kill_all(cg: &dyn berth_cgroups::CgroupManager, signal: i32) -> Result<(), ContainerError> {
-    for pid in cg.pids()? {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::try_from(signal).map_err(|e| ContainerError::sys("signal", e))?,
-        );
+
+/// The resources applied at create: the spec's, with device rules always present so
+/// that the default allow-list (runc's) is installed even when the spec has none.
+fn create_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
+    let mut res = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    if res.devices().is_none() {
+        res.set_devices(Some(Vec::new()));
     }
-    Ok(())
+    res
 }

@@ -42,5 +42,6 @@ fn create_options(args: &CreateArgs) -> CreateOptions {
         console_socket: args.console_socket.clone(),
         no_pivot: args.no_pivot,
         preserve_fds: args.preserve_fds,
+        console_fd: None,
     }
 }

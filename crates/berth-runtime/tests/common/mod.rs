@@ -473,7 +473,9 @@ impl Runtime {
         for id in self.known_ids() {
             if let Ok(out) = self.try_cmd(&["state", &id], quick) {
                 let state: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
-                if let Some(pid) = state["pid"].as_i64().filter(|&p| p > 0) {
+                // A stopped container's pid may already belong to someone else.
+                let live = state["status"] != "stopped";
+                if let Some(pid) = state["pid"].as_i64().filter(|&p| p > 0 && live) {
                     pids.insert(pid as i32);
                 }
             }
@@ -483,10 +485,6 @@ impl Runtime {
         cleanup::kill_and_wait(&pids);
         let token = self.token.clone();
         for cg in cleanup::find_cgroups(&|name| cleanup::has_token(name, &token)) {
-            eprintln!(
-                "berth test cleanup: removing leftover cgroup {}",
-                cg.display()
-            );
             cleanup::remove_cgroup_tree(&cg);
         }
         cleanup::remove_tree(&self.dir);

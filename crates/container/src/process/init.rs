@@ -49,6 +49,8 @@ pub enum InitError {
     },
     #[error("executable {0:?} not found in $PATH of the container")]
     NotFound(String),
+    #[error("{0:?} does not exist in the container or is not an executable file")]
+    NotExecutable(String),
     #[error("{0}")]
     Config(String),
 }
@@ -264,7 +266,11 @@ fn resolve_exec(proc: &Process) -> Result<Exec, InitError> {
         .to_string();
     let prog = &args[0];
     let path = if prog.contains('/') {
-        PathBuf::from(prog)
+        let path = PathBuf::from(prog);
+        if !is_executable(&path) {
+            return Err(InitError::NotExecutable(prog.clone()));
+        }
+        path
     } else {
         path_var
             .split(':')
