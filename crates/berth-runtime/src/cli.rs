@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "berth-runtime", version, about = "An OCI runtime with runc's command line")]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "An OCI runtime with runc's command line"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -130,4 +134,73 @@ pub enum Command {
     },
     /// Print the features this runtime supports, as JSON.
     Features,
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Options for ps(1) (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print resource usage and OOM events as JSON lines.
+    Events {
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// JSON file with a linux.resources object ("-" for stdin); flags override it.
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit in bytes (suffixes k, m, g accepted; -1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1 for unlimited).
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Accepted for runc compatibility; kernel memory limits are obsolete and ignored.
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Intel RDT schemas (not supported).
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub id: String,
 }

@@ -130,8 +130,12 @@ mod tests {
         let (a, b) = pair().unwrap();
         a.send(&Message::InitPid(42)).unwrap();
         assert_eq!(b.expect("InitPid").unwrap(), Ok(Message::InitPid(42)));
-        a.send(&Message::Error("mounting proc: EPERM".into())).unwrap();
-        assert_eq!(b.expect("Ready").unwrap(), Err("mounting proc: EPERM".into()));
+        a.send(&Message::Error("mounting proc: EPERM".into()))
+            .unwrap();
+        assert_eq!(
+            b.expect("Ready").unwrap(),
+            Err("mounting proc: EPERM".into())
+        );
         a.send(&Message::Proceed).unwrap();
         assert!(matches!(
             b.expect("Ready"),

@@ -36,8 +36,9 @@ pub struct Pty {
 
 /// Open a pty from /dev/ptmx of the current root.
 pub fn open_pty() -> Result<Pty, ConsoleError> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(sys("opening /dev/ptmx (does the container mount devpts at /dev/pts?)"))?;
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(sys(
+        "opening /dev/ptmx (does the container mount devpts at /dev/pts?)",
+    ))?;
     grantpt(&master).map_err(sys("granting the pty"))?;
     unlockpt(&master).map_err(sys("unlocking the pty"))?;
     let slave_path = ptsname_r(&master).map_err(sys("naming the pty slave"))?;

@@ -117,7 +117,11 @@ fn to_oci(st: &State, status: Status) -> OciState {
 }
 
 fn default_cgroup_path(spec: &Spec, id: &str) -> String {
-    match spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()) {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    {
         Some(p) if p.is_absolute() => p.display().to_string(),
         Some(p) if !p.as_os_str().is_empty() => format!("/{}", p.display()),
         _ => format!("/berth/{id}"),
@@ -138,7 +142,12 @@ impl Runtime {
     pub fn create(&self, opts: &CreateOptions) -> Result<i32, ContainerError> {
         id::validate(&opts.id)?;
         let loaded = spec::load(&opts.bundle)?;
-        if let Some(res) = loaded.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        if let Some(res) = loaded
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+        {
             berth_cgroups::validate(res)?;
         }
         let dir = ContainerDir::create(&self.root, &opts.id)?;
@@ -280,8 +289,7 @@ impl Runtime {
                 Ok(Some(stream.into()))
             }
             (None, true) => Err(ContainerError::Unsupported(
-                "process.terminal is true: pass --console-socket (or set terminal to false)"
-                    .into(),
+                "process.terminal is true: pass --console-socket (or set terminal to false)".into(),
             )),
             (Some(_), false) => Err(ContainerError::Unsupported(
                 "--console-socket given but process.terminal is false".into(),
@@ -297,12 +305,12 @@ impl Runtime {
             (Phase::Creating, true) => Status::Creating,
             (_, false) => Status::Stopped,
             (Phase::Created, true) if dir.fifo_path().exists() => Status::Created,
-            (Phase::Created, true) => match berth_cgroups::manager(&st.cgroup_path)
-                .and_then(|cg| cg.freezer_state())
-            {
-                Ok(berth_cgroups::FreezerState::Frozen) => Status::Paused,
-                _ => Status::Running,
-            },
+            (Phase::Created, true) => {
+                match berth_cgroups::manager(&st.cgroup_path).and_then(|cg| cg.freezer_state()) {
+                    Ok(berth_cgroups::FreezerState::Frozen) => Status::Paused,
+                    _ => Status::Running,
+                }
+            }
         }
     }
 
@@ -312,7 +320,11 @@ impl Runtime {
         let st = dir.load()?;
         let status = self.status_of(&dir, &st);
         if !status.can_start() {
-            return Err(bad_status(id, status, "only a created container can be started"));
+            return Err(bad_status(
+                id,
+                status,
+                "only a created container can be started",
+            ));
         }
         release_init(&dir, &st)?;
         let spec = load_saved_spec(&dir)?;
@@ -359,9 +371,11 @@ impl Runtime {
             cg.kill_all(signal)?;
             return Ok(());
         }
-        let fd = sys::pidfd_open(st.pid).map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
-        sys::pidfd_send_signal(&fd, signal)
-            .map_err(|e| ContainerError::sys(format!("sending signal {signal} to pid {}", st.pid), e))
+        let fd = sys::pidfd_open(st.pid)
+            .map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
+        sys::pidfd_send_signal(&fd, signal).map_err(|e| {
+            ContainerError::sys(format!("sending signal {signal} to pid {}", st.pid), e)
+        })
     }
 
     /// Delete a container: with `force`, kill it first if it runs.
@@ -422,7 +436,7 @@ impl Runtime {
     }
 }
 
-fn bad_status(id: &str, status: Status, action: &str) -> ContainerError {
+pub(crate) fn bad_status(id: &str, status: Status, action: &str) -> ContainerError {
     ContainerError::BadStatus {
         id: id.to_string(),
         status: status.to_string(),
@@ -466,11 +480,18 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
             path: path.clone(),
             source,
         })?;
-    let pidfd = sys::pidfd_open(st.pid).map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
+    let pidfd =
+        sys::pidfd_open(st.pid).map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
     loop {
         let mut fds = [
-            nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&fifo), nix::poll::PollFlags::POLLIN),
-            nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&pidfd), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&fifo),
+                nix::poll::PollFlags::POLLIN,
+            ),
+            nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&pidfd),
+                nix::poll::PollFlags::POLLIN,
+            ),
         ];
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
@@ -483,7 +504,11 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
             let mut byte = [0u8; 1];
             match fifo.read(&mut byte) {
                 Ok(1) => break,
-                Ok(_) => return Err(ContainerError::Init("the init closed the exec fifo without starting".into())),
+                Ok(_) => {
+                    return Err(ContainerError::Init(
+                        "the init closed the exec fifo without starting".into(),
+                    ))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(source) => {
                     return Err(ContainerError::Io {
@@ -495,7 +520,9 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
             }
         }
         if init_gone {
-            return Err(ContainerError::Init("the init exited before it was started".into()));
+            return Err(ContainerError::Init(
+                "the init exited before it was started".into(),
+            ));
         }
     }
     std::fs::remove_file(&path).map_err(|source| ContainerError::Io {
@@ -504,7 +531,6 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
         source,
     })
 }
-
 
 /// The resources applied at create: the spec's, with device rules always present so
 /// that the default allow-list (runc's) is installed even when the spec has none.

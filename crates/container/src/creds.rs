@@ -30,10 +30,7 @@ pub enum CredsError {
     #[error("writing oom_score_adj {value}: {source}")]
     OomScore { value: i32, source: std::io::Error },
     #[error("{action}: {source}")]
-    Sys {
-        action: String,
-        source: nix::Error,
-    },
+    Sys { action: String, source: nix::Error },
     #[error("{action}: {source}")]
     Caps {
         action: String,
@@ -192,7 +189,10 @@ mod tests {
     #[test]
     fn rlimit_names_match_the_spec() {
         assert_eq!(rlimit_name(PosixRlimitType::RlimitNofile), "RLIMIT_NOFILE");
-        assert_eq!(resource(PosixRlimitType::RlimitNproc), Resource::RLIMIT_NPROC);
+        assert_eq!(
+            resource(PosixRlimitType::RlimitNproc),
+            Resource::RLIMIT_NPROC
+        );
     }
 
     #[test]

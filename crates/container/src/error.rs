@@ -34,10 +34,7 @@ pub enum ContainerError {
     #[error("unknown signal {0:?}")]
     BadSignal(String),
     #[error("{action}: {source}")]
-    Sys {
-        action: String,
-        source: nix::Error,
-    },
+    Sys { action: String, source: nix::Error },
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -78,11 +78,13 @@ pub fn run(stage: &'static str, hook: &Hook, state_json: &str) -> Result<(), Hoo
             return Err(HookError::Timeout { stage, path, secs });
         }
     }
-    let out = child.wait_with_output().map_err(|source| HookError::Spawn {
-        stage,
-        path: path.clone(),
-        source,
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| HookError::Spawn {
+            stage,
+            path: path.clone(),
+            source,
+        })?;
     if out.status.success() {
         return Ok(());
     }
@@ -116,17 +118,29 @@ mod tests {
             out.display()
         ));
         run("prestart", &h, r#"{"id":"x"}"#).unwrap();
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"x\"}bar:\n");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"x\"}bar:\n"
+        );
     }
 
     #[test]
     fn failing_and_slow_hooks_are_errors() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo nope >&2; exit 3"]}"#);
         let err = run("poststart", &h, "{}").unwrap_err().to_string();
-        assert!(err.contains("exit status: 3") && err.contains("nope"), "{err}");
+        assert!(
+            err.contains("exit status: 3") && err.contains("nope"),
+            "{err}"
+        );
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
-        assert!(matches!(run("prestart", &h, "{}"), Err(HookError::Timeout { .. })));
+        assert!(matches!(
+            run("prestart", &h, "{}"),
+            Err(HookError::Timeout { .. })
+        ));
         let h = hook(r#"{"path":"/nonexistent/hook"}"#);
-        assert!(matches!(run("prestart", &h, "{}"), Err(HookError::Spawn { .. })));
+        assert!(matches!(
+            run("prestart", &h, "{}"),
+            Err(HookError::Spawn { .. })
+        ));
     }
 }

@@ -46,6 +46,9 @@ mod tests {
         for id in ["a/b", "..", ".", "../x", "a b", "-rf", "é", "a\0b"] {
             assert!(validate(id).is_err(), "{id:?} should be refused");
         }
-        assert!(matches!(validate(&"a".repeat(1025)), Err(IdError::TooLong(_))));
+        assert!(matches!(
+            validate(&"a".repeat(1025)),
+            Err(IdError::TooLong(_))
+        ));
     }
 }

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod id;
 pub mod namespaces;
 pub mod process;
+pub mod resources;
 pub mod run;
 pub mod signal;
 pub mod spec;

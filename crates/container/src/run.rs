@@ -94,9 +94,17 @@ fn receive_fd(sock: &UnixStream) -> Result<OwnedFd, ContainerError> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| ContainerError::sys("receiving the pty master", e))?;
-    for cmsg in msg.cmsgs().map_err(|e| ContainerError::sys("reading control message", e))? {
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| ContainerError::sys("receiving the pty master", e))?;
+    for cmsg in msg
+        .cmsgs()
+        .map_err(|e| ContainerError::sys("reading control message", e))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             if let Some(fd) = fds.first() {
                 // SAFETY: the kernel installed this fd in our table for this message.
@@ -104,7 +112,9 @@ fn receive_fd(sock: &UnixStream) -> Result<OwnedFd, ContainerError> {
             }
         }
     }
-    Err(ContainerError::Init("no pty master arrived on the console socket".into()))
+    Err(ContainerError::Init(
+        "no pty master arrived on the console socket".into(),
+    ))
 }
 
 /// Our terminal in raw mode for as long as this lives (only when stdin is a tty).
@@ -128,7 +138,12 @@ impl Drop for RawMode {
 }
 
 fn copy_window_size(master: &OwnedFd) {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes a winsize struct that lives for the call.
     let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
     if r == 0 {
@@ -138,7 +153,14 @@ fn copy_window_size(master: &OwnedFd) {
 
 fn forwarded_signals() -> SigSet {
     let mut set = SigSet::all();
-    for s in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
         set.remove(s);
     }
     set
@@ -152,7 +174,11 @@ enum Source {
 }
 
 /// Relay the pty (if any) and signals until the init exits; return its exit code.
-fn wait_forwarding(init: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32, ContainerError> {
+fn wait_forwarding(
+    init: i32,
+    set: &SigSet,
+    master: Option<&OwnedFd>,
+) -> Result<i32, ContainerError> {
     let init = Pid::from_raw(init);
     let sfd = SignalFd::new(set).map_err(|e| ContainerError::sys("creating signalfd", e))?;
     let stdin = std::io::stdin();
@@ -174,7 +200,10 @@ fn wait_forwarding(init: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<
                 sources.push((Source::Pty, m.as_fd()));
             }
         }
-        let mut fds: Vec<PollFd> = sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+        let mut fds: Vec<PollFd> = sources
+            .iter()
+            .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(ContainerError::sys("waiting for the container", e)),
@@ -233,7 +262,10 @@ fn write_all(to: BorrowedFd<'_>, mut data: &[u8]) -> bool {
 
 /// Copy whatever output the pty still holds after the process exited.
 fn drain(master: BorrowedFd<'_>, to: BorrowedFd<'_>) {
-    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     while pump(master, to) {}
 }
 

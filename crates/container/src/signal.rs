@@ -17,14 +17,30 @@ pub fn parse(text: &str) -> Result<i32, ContainerError> {
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().map_err(|_| bad())?
+        };
         let n = libc::SIGRTMIN() + off;
-        return if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().map_err(|_| bad())?
+        };
         let n = libc::SIGRTMAX() + off;
-        return if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     format!("SIG{name}")
         .parse::<Signal>()

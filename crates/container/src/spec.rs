@@ -38,12 +38,10 @@ pub struct LoadedSpec {
 
 /// Read `bundle/config.json`, naming the field on a type error.
 pub fn load(bundle: &Path) -> Result<LoadedSpec, SpecError> {
-    let bundle = bundle
-        .canonicalize()
-        .map_err(|source| SpecError::Read {
-            path: bundle.to_path_buf(),
-            source,
-        })?;
+    let bundle = bundle.canonicalize().map_err(|source| SpecError::Read {
+        path: bundle.to_path_buf(),
+        source,
+    })?;
     let path = bundle.join("config.json");
     let file = File::open(&path).map_err(|source| SpecError::Read {
         path: path.clone(),
@@ -67,7 +65,11 @@ pub fn parse(reader: impl std::io::Read, path: &Path) -> Result<Spec, SpecError>
         let field = e.path().to_string();
         SpecError::Parse {
             path: path.to_path_buf(),
-            field: if field == "." { "(document)".into() } else { field },
+            field: if field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
             message: e.into_inner().to_string(),
         }
     })
@@ -177,7 +179,10 @@ fn validate(loaded: &LoadedSpec, path: &Path) -> Result<(), SpecError> {
         }
     }
     if let Some(cg) = linux.cgroups_path() {
-        if cg.components().any(|c| c == std::path::Component::ParentDir) {
+        if cg
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
             return Err(invalid(
                 "linux.cgroupsPath",
                 format!("{} contains '..'", cg.display()),
@@ -197,18 +202,22 @@ mod tests {
 
     #[test]
     fn names_the_field_with_a_wrong_type() {
-        let err = parse_str(r#"{"ociVersion":"1.2.0","process":{"cwd":"/","user":{"uid":"zero","gid":0}}}"#)
-            .unwrap_err()
-            .to_string();
+        let err = parse_str(
+            r#"{"ociVersion":"1.2.0","process":{"cwd":"/","user":{"uid":"zero","gid":0}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("process.user.uid"), "{err}");
         assert!(err.contains("/b/config.json"), "{err}");
     }
 
     #[test]
     fn names_an_unknown_namespace_type() {
-        let err = parse_str(r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#)
-            .unwrap_err()
-            .to_string();
+        let err = parse_str(
+            r#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("linux.namespaces[1].type"), "{err}");
     }
 

@@ -77,7 +77,10 @@ pub fn pidfd_wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
             std::os::fd::AsFd::as_fd(pidfd),
             PollFlags::POLLIN,
         )];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(n) if n > 0 => return true,
             Ok(_) => return false,
             Err(Errno::EINTR) if !left.is_zero() => continue,

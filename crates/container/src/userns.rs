@@ -27,8 +27,12 @@ pub fn render(maps: &[LinuxIdMapping]) -> String {
 /// Write the spec's uid and gid maps for `pid`.
 pub fn write_maps(pid: i32, spec: &Spec) -> Result<(), UserNsError> {
     let linux = spec.linux().as_ref();
-    let uid = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
-    let gid = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+    let uid = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
     write_one(pid, "uid_map", &uid)?;
     write_one(pid, "gid_map", &gid)
 }

@@ -18,7 +18,11 @@ pub fn run(rt: &Runtime, format: ListFormat, quiet: bool) -> Result<i32> {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string(&all)?)?,
         ListFormat::Table => {
             let w = all.iter().map(|s| s.id.len()).max().unwrap_or(2).max(2);
-            writeln!(out, "{:<w$}   {:<8} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED")?;
+            writeln!(
+                out,
+                "{:<w$}   {:<8} {:<10} {:<40} {:<30} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            )?;
             for s in &all {
                 writeln!(
                     out,

@@ -2,13 +2,17 @@
 
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use anyhow::{bail, Result};
 use berth_container::{CreateOptions, Runtime};
@@ -31,6 +35,19 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::List { format, quiet } => list::run(&rt, format, quiet),
         Command::Spec { bundle, rootless } => spec::run(&bundle, rootless),
         Command::Features => features::run(),
+        Command::Update(args) => update::run(&rt, &args),
+        Command::Pause { id } => pause::pause(&rt, &id),
+        Command::Resume { id } => pause::resume(&rt, &id),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps::run(&rt, &id, format, &ps_args),
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => events::run(&rt, &id, stats, &interval),
     }
 }
 

@@ -38,10 +38,7 @@ pub enum InitError {
     #[error("{0}")]
     Parent(String),
     #[error("{action}: {source}")]
-    Sys {
-        action: String,
-        source: nix::Error,
-    },
+    Sys { action: String, source: nix::Error },
     #[error("{action}: {source}")]
     Io {
         action: String,
@@ -86,7 +83,9 @@ struct Exec {
 }
 
 fn process(spec: &Spec) -> &Process {
-    spec.process().as_ref().expect("validated: spec has a process")
+    spec.process()
+        .as_ref()
+        .expect("validated: spec has a process")
 }
 
 /// Everything up to Ready: after this returns, the parent has been told.
@@ -143,7 +142,10 @@ fn wants_cgroup_mount(spec: &Spec) -> bool {
 fn set_names(cfg: &InitConfig<'_>) -> Result<(), InitError> {
     let spec = cfg.spec;
     let uts = cfg.namespaces.has(LinuxNamespaceType::Uts);
-    for (field, value) in [("hostname", spec.hostname()), ("domainname", spec.domainname())] {
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
         let Some(name) = value.as_deref() else {
             continue;
         };
@@ -204,7 +206,11 @@ fn setup_terminal(cfg: &InitConfig<'_>, proc: &Process) -> Result<(), InitError>
     };
     let pty = console::open_pty()?;
     if let Some(size) = proc.console_size() {
-        console::set_size(pty.master.as_raw_fd(), size.height() as u16, size.width() as u16)?;
+        console::set_size(
+            pty.master.as_raw_fd(),
+            size.height() as u16,
+            size.width() as u16,
+        )?;
     }
     console::attach_slave(&pty.slave_path)?;
     console::send_fd(socket, &pty.slave_path, pty.master.as_raw_fd())?;
@@ -321,7 +327,11 @@ fn exec_when_started(cfg: &InitConfig<'_>, exec: Exec, state: Option<String>) ->
         return io_err("writing the exec fifo")(e);
     }
     drop(fifo);
-    let hooks = cfg.spec.hooks().as_ref().and_then(|h| h.start_container().clone());
+    let hooks = cfg
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone());
     if let (Some(list), Some(state)) = (hooks, state) {
         let state = with_status(&state, "created");
         if let Err(e) = hooks::run_all("startContainer", &list, &state) {

@@ -42,7 +42,8 @@ fn stage(ch: &Channel, cfg: &InitConfig<'_>) -> Result<(), String> {
         }
     }
     if cfg.namespaces.creates(LinuxNamespaceType::User) {
-        namespaces::create(namespaces::flag(LinuxNamespaceType::User)).map_err(|e| e.to_string())?;
+        namespaces::create(namespaces::flag(LinuxNamespaceType::User))
+            .map_err(|e| e.to_string())?;
         ch.send(&Message::MapIds).map_err(|e| e.to_string())?;
         if let Err(text) = ch.expect("IdsMapped").map_err(|e| e.to_string())? {
             return Err(text);
@@ -75,7 +76,12 @@ fn become_root() -> Result<(), String> {
 }
 
 fn write_time_offsets(cfg: &InitConfig<'_>) -> Result<(), String> {
-    let Some(offsets) = cfg.spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) else {
+    let Some(offsets) = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+    else {
         return Ok(());
     };
     let mut text = String::new();
