@@ -135,7 +135,7 @@ pub enum Command {
     /// Print the features this runtime supports, as JSON.
     Features,
     /// Change a container's resource limits.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Freeze every process of a running container.
     Pause { id: String },
     /// Thaw a paused container.

@@ -258,7 +258,7 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(
-            format_rfc3339(1_795_392_000, 5),
+            format_rfc3339(1_795_305_600, 5),
             "2026-11-22T00:00:00.000000005Z"
         );
         assert_eq!(

@@ -31,10 +31,7 @@ fn close_fd(fd: RawFd) {
 fn stage(ch: &Channel, cfg: &InitConfig<'_>) -> Result<(), String> {
     close_fd(cfg.lock_fd);
     sys::set_dumpable(false).map_err(|e| format!("clearing dumpable: {e}"))?;
-    match ch.expect("Proceed").map_err(|e| e.to_string())? {
-        Ok(_) => {}
-        Err(text) => return Err(text),
-    }
+    ch.expect("Proceed").map_err(|e| e.to_string())??;
     for (kind, path, file) in cfg.joins {
         namespaces::join(*kind, path, file).map_err(|e| e.to_string())?;
         if *kind == LinuxNamespaceType::User {
@@ -45,9 +42,7 @@ fn stage(ch: &Channel, cfg: &InitConfig<'_>) -> Result<(), String> {
         namespaces::create(namespaces::flag(LinuxNamespaceType::User))
             .map_err(|e| e.to_string())?;
         ch.send(&Message::MapIds).map_err(|e| e.to_string())?;
-        if let Err(text) = ch.expect("IdsMapped").map_err(|e| e.to_string())? {
-            return Err(text);
-        }
+        ch.expect("IdsMapped").map_err(|e| e.to_string())??;
         become_root()?;
     }
     namespaces::create(cfg.namespaces.unshare_flags()).map_err(|e| e.to_string())?;

@@ -1,8 +1,6 @@
 //! The runtime side of create: fork the intermediate and drive the channel until the
 //! init reports Ready.
 
-use std::os::fd::AsRawFd;
-
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::Spec;
@@ -106,9 +104,4 @@ pub fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<(), hooks::HookErro
         hooks::run_all("createRuntime", list, state)?;
     }
     Ok(())
-}
-
-#[allow(dead_code)]
-fn _fd_is_used(ch: &Channel) -> i32 {
-    ch.as_fd().as_raw_fd()
 }
