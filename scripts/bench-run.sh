@@ -93,11 +93,10 @@ add_runtime() {
     fi
 }
 
-target_dir="${CARGO_TARGET_DIR:-target}"
 if [[ -n "${BERTH_BIN:-}" ]]; then
     add_runtime berth "$BERTH_BIN"
-elif cargo build --release --quiet -p berth-runtime 2>"$WORK/build.log"; then
-    add_runtime berth "$(realpath "$target_dir/release/berth-runtime")"
+elif berth_bin=$(bash scripts/build-release.sh 2>"$WORK/build.log"); then
+    add_runtime berth "$(realpath "$berth_bin")"
 else
     echo "bench-run: skipping berth: release build failed:" >&2
     tail -5 "$WORK/build.log" >&2

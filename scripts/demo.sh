@@ -17,8 +17,7 @@ fi
 if [[ ! -x /bin/busybox ]]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi
-cargo build --release -q -p berth-runtime
-runtime="$PWD/target/release/berth-runtime"
+runtime=$(bash scripts/build-release.sh)
 
 bundle=$(mktemp -d /tmp/berth-demo.XXXXXX)
 id="demo-$$"

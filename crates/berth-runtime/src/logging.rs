@@ -7,7 +7,8 @@ use tracing_subscriber::fmt;
 
 use crate::cli::{Global, LogFormat};
 
-pub fn init(g: &Global) {
+/// Sets up logging; returns whether messages go to a `--log` file (else to stderr).
+pub fn init(g: &Global) -> bool {
     let level = if g.debug {
         tracing::Level::DEBUG
     } else {
@@ -22,7 +23,9 @@ pub fn init(g: &Global) {
             .ok()
     });
     let builder = fmt().with_max_level(level).with_target(false);
-    // Errors are printed to stderr by main; the subscriber only writes to the log file.
+    // Without --log, warnings (a failing poststart or poststop hook, ...) go to stderr;
+    // main prints errors there itself.
+    let to_file = file.is_some();
     match (file, g.log_format) {
         (Some(f), LogFormat::Json) => builder
             .json()
@@ -31,7 +34,7 @@ pub fn init(g: &Global) {
             .with_writer(Mutex::new(f))
             .init(),
         (Some(f), LogFormat::Text) => builder.with_ansi(false).with_writer(Mutex::new(f)).init(),
-        (None, _) if g.debug => builder.with_writer(std::io::stderr).init(),
-        (None, _) => {}
+        (None, _) => builder.with_ansi(false).with_writer(std::io::stderr).init(),
     }
+    to_file
 }

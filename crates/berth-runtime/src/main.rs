@@ -9,12 +9,14 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    logging::init(&cli.global);
+    let log_to_file = logging::init(&cli.global);
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             let text = message(&err);
-            tracing::error!("{text}");
+            if log_to_file {
+                tracing::error!("{text}");
+            }
             eprintln!("berth-runtime: {text}");
             1
         }

@@ -142,6 +142,16 @@ impl Runtime {
     pub fn create(&self, opts: &CreateOptions) -> Result<i32, ContainerError> {
         id::validate(&opts.id)?;
         let loaded = spec::load(&opts.bundle)?;
+        self.create_loaded(opts, &loaded)
+    }
+
+    /// Create from an already loaded and checked bundle.
+    pub(crate) fn create_loaded(
+        &self,
+        opts: &CreateOptions,
+        loaded: &spec::LoadedSpec,
+    ) -> Result<i32, ContainerError> {
+        id::validate(&opts.id)?;
         if let Some(res) = loaded
             .spec
             .linux()
@@ -153,7 +163,7 @@ impl Runtime {
         let dir = ContainerDir::create(&self.root, &opts.id)?;
         let mut init_pid = None;
         let cgroup_path = default_cgroup_path(&loaded.spec, &opts.id);
-        let result = self.create_in(&dir, &loaded, &cgroup_path, opts, &mut init_pid);
+        let result = self.create_in(&dir, loaded, &cgroup_path, opts, &mut init_pid);
         if result.is_err() {
             self.undo_create(dir, init_pid, &cgroup_path);
         }
@@ -183,14 +193,7 @@ impl Runtime {
         init_pid: &mut Option<i32>,
     ) -> Result<i32, ContainerError> {
         let spec = &loaded.spec;
-        let raw = std::fs::read(loaded.bundle.join("config.json")).map_err(|source| {
-            ContainerError::Io {
-                action: "reading",
-                path: loaded.bundle.join("config.json"),
-                source,
-            }
-        })?;
-        dir.save_config(&raw)?;
+        dir.save_config(&loaded.raw)?;
         let namespaces = Namespaces::from_spec(spec);
         let me = sys::proc_stat(std::process::id() as i32);
         let mut st = State {
@@ -468,7 +471,9 @@ fn load_saved_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
 }
 
 /// Open the exec FIFO for reading (which lets the init's open for writing return),
-/// wait for its byte while checking the init is still alive, then remove the FIFO.
+/// wait for its byte while checking the init is still alive, then for the end of file
+/// (the init's close-on-exec write end closes when it execs, or when it exits), so
+/// poststart hooks run after the process has started; then remove the FIFO.
 fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
     let path = dir.fifo_path();
     let mut fifo = OpenOptions::new()
@@ -482,6 +487,7 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
         })?;
     let pidfd =
         sys::pidfd_open(st.pid).map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
+    let mut got_byte = false;
     loop {
         let mut fds = [
             nix::poll::PollFd::new(
@@ -503,7 +509,11 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
         if fifo_ready {
             let mut byte = [0u8; 1];
             match fifo.read(&mut byte) {
-                Ok(1) => break,
+                Ok(1) => {
+                    got_byte = true;
+                    continue;
+                }
+                Ok(_) if got_byte => break,
                 Ok(_) => {
                     return Err(ContainerError::Init(
                         "the init closed the exec fifo without starting".into(),
@@ -518,6 +528,9 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
                     })
                 }
             }
+        }
+        if init_gone && got_byte {
+            break;
         }
         if init_gone {
             return Err(ContainerError::Init(

@@ -38,8 +38,16 @@ impl Runtime {
             return self.start_or_delete(&opts.id).map(|()| 0);
         }
         sys::set_child_subreaper().map_err(|e| ContainerError::sys("becoming subreaper", e))?;
+        crate::id::validate(&opts.id)?;
+        let loaded = spec::load(&opts.bundle)?;
+        let terminal = loaded
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
         let mut opts = opts.clone();
-        let relay = if opts.console_socket.is_none() && wants_terminal(&opts) {
+        let relay = if opts.console_socket.is_none() && terminal {
             let (ours, theirs) = UnixStream::pair().map_err(|source| ContainerError::Io {
                 action: "creating console socketpair for",
                 path: opts.bundle.clone(),
@@ -50,7 +58,7 @@ impl Runtime {
         } else {
             None
         };
-        let pid = self.create(&opts)?;
+        let pid = self.create_loaded(&opts, &loaded)?;
         opts.console_fd = None;
         let master = match relay.as_ref().map(receive_fd).transpose() {
             Ok(m) => m,
@@ -80,13 +88,6 @@ impl Runtime {
             let _ = self.delete(id, true);
         })
     }
-}
-
-fn wants_terminal(opts: &CreateOptions) -> bool {
-    spec::load(&opts.bundle)
-        .ok()
-        .and_then(|l| l.spec.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
 }
 
 /// Receive the pty master the init sends over the console socket.

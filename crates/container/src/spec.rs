@@ -1,7 +1,5 @@
 //! Loading and checking a bundle's config.json.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -32,6 +30,8 @@ pub enum SpecError {
 #[derive(Debug, Clone)]
 pub struct LoadedSpec {
     pub spec: Spec,
+    /// The bytes the spec was parsed from (kept as the container's config copy).
+    pub raw: Vec<u8>,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
 }
@@ -43,14 +43,15 @@ pub fn load(bundle: &Path) -> Result<LoadedSpec, SpecError> {
         source,
     })?;
     let path = bundle.join("config.json");
-    let file = File::open(&path).map_err(|source| SpecError::Read {
+    let raw = std::fs::read(&path).map_err(|source| SpecError::Read {
         path: path.clone(),
         source,
     })?;
-    let spec = parse(BufReader::new(file), &path)?;
+    let spec = parse(raw.as_slice(), &path)?;
     let rootfs = resolve_rootfs(&spec, &bundle, &path)?;
     let loaded = LoadedSpec {
         spec,
+        raw,
         bundle,
         rootfs,
     };

@@ -106,6 +106,12 @@ pub fn pivot(opts: &RootfsOptions<'_>) -> Result<(), RootfsError> {
 /// After pivot: maskedPaths, readonlyPaths, `root.readonly`, rootfsPropagation.
 pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
     let root = Root::open(Path::new("/"))?;
+    // Like runc, create a missing process.cwd while / is still writable.
+    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
+        if root.open_existing(cwd)?.is_none() {
+            root.mkdir_all(cwd)?;
+        }
+    }
     let linux = spec.linux().as_ref();
     for path in linux
         .and_then(|l| l.masked_paths().as_ref())
