@@ -234,10 +234,8 @@ fn hostname_and_domainname_are_set() {
     assert_eq!(report["domainname"], "example.test");
     let mut host = [0u8; 256];
     // SAFETY: the buffer is valid for 256 bytes.
-    assert_eq!(
-        unsafe { libc::gethostname(host.as_mut_ptr().cast(), 256) },
-        0
-    );
+    let r = unsafe { libc::gethostname(host.as_mut_ptr().cast(), 256) };
+    assert_eq!(r, 0);
     assert!(
         !host.starts_with(b"box-17\0"),
         "the host's hostname was changed"
