@@ -28,60 +28,55 @@ impl Runtime {
         Ok((dir, st, status))
     }
 
+    /// The cgroup of a container whose status passes `allowed`, else `refusal`.
+    fn cgroup_if(
+        &self,
+        id: &str,
+        allowed: impl Fn(Status) -> bool,
+        refusal: &str,
+    ) -> Result<Box<dyn berth_cgroups::CgroupManager>, ContainerError> {
+        let (_dir, st, status) = self.live(id)?;
+        if !allowed(status) {
+            return Err(crate::container::bad_status(id, status, refusal));
+        }
+        Ok(berth_cgroups::manager(&st.cgroup_path)?)
+    }
+
     /// Change the resource limits of a created, running or paused container.
     pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), ContainerError> {
-        let (_dir, st, status) = self.live(id)?;
-        if status == Status::Stopped {
-            return Err(crate::container::bad_status(
-                id,
-                status,
-                "cannot update a stopped container",
-            ));
-        }
+        let cg = self.cgroup_if(
+            id,
+            |s| s != Status::Stopped,
+            "cannot update a stopped container",
+        )?;
         berth_cgroups::validate(resources)?;
-        berth_cgroups::manager(&st.cgroup_path)?.apply(resources)?;
-        Ok(())
+        Ok(cg.apply(resources)?)
     }
 
     /// Freeze every process of a running container.
     pub fn pause(&self, id: &str) -> Result<(), ContainerError> {
-        let (_dir, st, status) = self.live(id)?;
-        if status != Status::Running {
-            return Err(crate::container::bad_status(
-                id,
-                status,
-                "only a running container can be paused",
-            ));
-        }
-        berth_cgroups::manager(&st.cgroup_path)?.freeze(berth_cgroups::FreezerState::Frozen)?;
-        Ok(())
+        let cg = self.cgroup_if(
+            id,
+            |s| s == Status::Running,
+            "only a running container can be paused",
+        )?;
+        Ok(cg.freeze(berth_cgroups::FreezerState::Frozen)?)
     }
 
     /// Thaw a paused container.
     pub fn resume(&self, id: &str) -> Result<(), ContainerError> {
-        let (_dir, st, status) = self.live(id)?;
-        if status != Status::Paused {
-            return Err(crate::container::bad_status(
-                id,
-                status,
-                "only a paused container can be resumed",
-            ));
-        }
-        berth_cgroups::manager(&st.cgroup_path)?.freeze(berth_cgroups::FreezerState::Thawed)?;
-        Ok(())
+        let cg = self.cgroup_if(
+            id,
+            |s| s == Status::Paused,
+            "only a paused container can be resumed",
+        )?;
+        Ok(cg.freeze(berth_cgroups::FreezerState::Thawed)?)
     }
 
     /// Host pids of every process in the container.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>, ContainerError> {
-        let (_dir, st, status) = self.live(id)?;
-        if status == Status::Stopped {
-            return Err(crate::container::bad_status(
-                id,
-                status,
-                "container not running",
-            ));
-        }
-        let mut pids = berth_cgroups::manager(&st.cgroup_path)?.pids()?;
+        let cg = self.cgroup_if(id, |s| s != Status::Stopped, "container not running")?;
+        let mut pids = cg.pids()?;
         pids.sort_unstable();
         Ok(pids)
     }

@@ -16,31 +16,17 @@ pub fn parse(text: &str) -> Result<i32, ContainerError> {
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            rest.parse().map_err(|_| bad())?
-        };
-        let n = libc::SIGRTMIN() + off;
-        return if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            rest.parse().map_err(|_| bad())?
-        };
-        let n = libc::SIGRTMAX() + off;
-        return if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
+    for (prefix, base) in [("RTMIN", libc::SIGRTMIN()), ("RTMAX", libc::SIGRTMAX())] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let off: i32 = if rest.is_empty() {
+                0
+            } else {
+                rest.parse().map_err(|_| bad())?
+            };
+            let n = base + off;
+            let valid = (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n);
+            return if valid { Ok(n) } else { Err(bad()) };
+        }
     }
     format!("SIG{name}")
         .parse::<Signal>()
