@@ -27,8 +27,8 @@ pub fn init(g: &Global) -> bool {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false);
-    // Errors are printed to stderr by main; the subscriber writes to the log file, or to
-    // stderr only with --debug.
+    // Errors are printed to stderr by main; the subscriber writes to the log file, or
+    // else warnings (and with --debug, debug messages) to stderr.
     let to_file = file.is_some();
     match (file, g.log_format) {
         (Some(f), LogFormat::Json) => builder
@@ -36,8 +36,8 @@ pub fn init(g: &Global) -> bool {
             .with_writer(Mutex::new(f))
             .init(),
         (Some(f), LogFormat::Text) => builder.with_ansi(false).with_writer(Mutex::new(f)).init(),
-        (None, _) if g.debug => builder.with_writer(std::io::stderr).init(),
-        (None, _) => {}
+        // Warnings (e.g. a failing poststart hook) go to stderr, as runc's do.
+        (None, _) => builder.with_writer(std::io::stderr).init(),
     }
     to_file
 }

@@ -152,15 +152,17 @@ fn log_json_writes_the_error_as_json_lines() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
+    // runc's shape, which containerd's shim parses: {"level":"error","msg":…,"time":…}.
     let error = lines
         .iter()
-        .find(|v| v["level"] == "ERROR")
-        .unwrap_or_else(|| panic!("no ERROR line in {text}"));
-    let msg = error["message"].as_str().unwrap_or_default();
+        .find(|v| v["level"] == "error")
+        .unwrap_or_else(|| panic!("no error line in {text}"));
+    let msg = error["msg"].as_str().unwrap_or_default();
     assert!(
         msg.contains(&id) && msg.contains("does not exist"),
         "{error}"
     );
+    assert!(error["time"].is_string(), "{error}");
 }
 
 #[test]

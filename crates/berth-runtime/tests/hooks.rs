@@ -264,7 +264,11 @@ fn hook_over_its_timeout_is_killed_and_fails_create() {
 #[test]
 fn failing_poststart_and_poststop_hooks_only_warn() {
     require_root!();
-    let rt = Runtime::new();
+    let mut rt = Runtime::new();
+    // Warnings go to the --log file (stderr gets them only with --debug).
+    let runtime_log = rt.dir().join("runtime.log");
+    let l = runtime_log.display().to_string();
+    rt.global(&["--log", &l]);
     let mut b = rt.bundle();
     let log = rt.dir().join("warn.log");
     let failing = |name: &str| {
@@ -278,13 +282,17 @@ fn failing_poststart_and_poststop_hooks_only_warn() {
         .probe(&["sleep", "inf"]);
     let id = rt.id("warn");
     rt.create(&id, &b).assert_success();
-    let out = rt.start(&id);
-    out.assert_success();
-    assert!(out.stderr.contains("poststart"), "no warning:\n{out}");
+    rt.start(&id).assert_success();
+    let warnings = || fs::read_to_string(&runtime_log).unwrap_or_default();
+    let warned = |stage: &str| {
+        warnings()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(&format!("{stage} hook")))
+    };
+    assert!(warned("poststart"), "no poststart warning:\n{}", warnings());
     assert_eq!(rt.state_json(&id)["status"], "running");
-    let out = rt.delete_force(&id);
-    out.assert_success();
-    assert!(out.stderr.contains("poststop"), "no warning:\n{out}");
+    rt.delete_force(&id).assert_success();
+    assert!(warned("poststop"), "no poststop warning:\n{}", warnings());
     assert!(!rt.root().join(&id).exists(), "state dir left");
     assert_eq!(names(&log), ["poststart", "poststop"]);
 }

@@ -2,7 +2,7 @@
 //! whose master is sent to the caller's console socket over SCM_RIGHTS, as runc does.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
@@ -87,7 +87,9 @@ pub fn attach_slave(path: &str) -> Result<(), ConsoleError> {
     for target in 0..3 {
         // SAFETY: dup2 onto 0..2 replaces our stdio; nothing else holds those fd numbers
         // as owned Rust objects in this process.
-        unsafe { dup2_raw(&slave, target) }.map_err(sys("duplicating the pty onto stdio"))?;
+        let fd = unsafe { dup2_raw(&slave, target) }.map_err(sys("duplicating the pty onto stdio"))?;
+        // The new fd is our stdio from now on: keep it open rather than let it drop.
+        let _ = fd.into_raw_fd();
     }
     Ok(())
 }

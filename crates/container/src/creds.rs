@@ -1,8 +1,7 @@
 //! The container process's credentials: rlimits, user and groups, capabilities,
 //! no_new_privs. Applied by the init just before it waits for `start`.
 
-use std::collections::HashSet;
-
+use caps::errors::CapsError;
 use caps::{CapSet, Capability as Cap, CapsHashSet};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -38,9 +37,59 @@ pub enum CredsError {
     },
 }
 
-fn sys(action: impl Into<String>) -> impl FnOnce(nix::Error) -> CredsError {
+fn sys_err(action: impl Into<String>) -> impl FnOnce(nix::Error) -> CredsError {
     let action = action.into();
     move |source| CredsError::Sys { action, source }
+}
+
+/// The credential syscalls, narrow enough for a recording fake in unit tests.
+pub trait CredSys {
+    fn getrlimit(&self, res: Resource) -> nix::Result<(u64, u64)>;
+    fn setrlimit(&self, res: Resource, soft: u64, hard: u64) -> nix::Result<()>;
+    fn set_keep_caps(&self, on: bool) -> nix::Result<()>;
+    fn setgroups(&self, groups: &[Gid]) -> nix::Result<()>;
+    fn setresgid(&self, gid: Gid) -> nix::Result<()>;
+    fn setresuid(&self, uid: Uid) -> nix::Result<()>;
+    fn read_caps(&self, set: CapSet) -> Result<CapsHashSet, CapsError>;
+    fn drop_bounding(&self, cap: Cap) -> Result<(), CapsError>;
+    fn set_caps(&self, set: CapSet, value: &CapsHashSet) -> Result<(), CapsError>;
+    fn raise_ambient(&self, cap: Cap) -> Result<(), CapsError>;
+}
+
+/// The kernel.
+pub struct RealCredSys;
+
+impl CredSys for RealCredSys {
+    fn getrlimit(&self, res: Resource) -> nix::Result<(u64, u64)> {
+        getrlimit(res)
+    }
+    fn setrlimit(&self, res: Resource, soft: u64, hard: u64) -> nix::Result<()> {
+        setrlimit(res, soft, hard)
+    }
+    fn set_keep_caps(&self, on: bool) -> nix::Result<()> {
+        sys::set_keep_caps(on)
+    }
+    fn setgroups(&self, groups: &[Gid]) -> nix::Result<()> {
+        setgroups(groups)
+    }
+    fn setresgid(&self, gid: Gid) -> nix::Result<()> {
+        setresgid(gid, gid, gid)
+    }
+    fn setresuid(&self, uid: Uid) -> nix::Result<()> {
+        setresuid(uid, uid, uid)
+    }
+    fn read_caps(&self, set: CapSet) -> Result<CapsHashSet, CapsError> {
+        caps::read(None, set)
+    }
+    fn drop_bounding(&self, cap: Cap) -> Result<(), CapsError> {
+        caps::drop(None, CapSet::Bounding, cap)
+    }
+    fn set_caps(&self, set: CapSet, value: &CapsHashSet) -> Result<(), CapsError> {
+        caps::set(None, set, value)
+    }
+    fn raise_ambient(&self, cap: Cap) -> Result<(), CapsError> {
+        caps::raise(None, CapSet::Ambient, cap)
+    }
 }
 
 /// Map an OCI rlimit type to nix's resource.
@@ -75,12 +124,12 @@ pub fn rlimit_name(typ: PosixRlimitType) -> String {
 }
 
 /// Apply every rlimit, explaining the failure when a hard limit would have to rise.
-pub fn apply_rlimits(limits: &[PosixRlimit]) -> Result<(), CredsError> {
+pub fn apply_rlimits(sys: &dyn CredSys, limits: &[PosixRlimit]) -> Result<(), CredsError> {
     for l in limits {
         let res = resource(l.typ());
-        if let Err(source) = setrlimit(res, l.soft(), l.hard()) {
+        if let Err(source) = sys.setrlimit(res, l.soft(), l.hard()) {
             let name = rlimit_name(l.typ());
-            let current = getrlimit(res).map(|(_, h)| h).unwrap_or(0);
+            let current = sys.getrlimit(res).map(|(_, h)| h).unwrap_or(0);
             if source == nix::Error::EPERM && l.hard() > current {
                 return Err(CredsError::RlimitAboveHard {
                     name,
@@ -115,10 +164,15 @@ fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> CapsHashSet {
 
 /// Switch to the process's user and groups and set the five capability sets.
 /// `setgroups_allowed` is false in a user namespace whose setgroups is denied.
-pub fn apply_user_and_caps(process: &Process, setgroups_allowed: bool) -> Result<(), CredsError> {
+pub fn apply_user_and_caps(
+    sys: &dyn CredSys,
+    process: &Process,
+    setgroups_allowed: bool,
+) -> Result<(), CredsError> {
     let caps = process.capabilities().clone().unwrap_or_default();
-    drop_bounding(&caps)?;
-    sys::set_keep_caps(true).map_err(sys("setting PR_SET_KEEPCAPS"))?;
+    let bounding = drop_bounding(sys, &caps)?;
+    sys.set_keep_caps(true)
+        .map_err(sys_err("setting PR_SET_KEEPCAPS"))?;
     let user = process.user();
     if setgroups_allowed {
         let groups: Vec<Gid> = user
@@ -127,35 +181,47 @@ pub fn apply_user_and_caps(process: &Process, setgroups_allowed: bool) -> Result
             .flatten()
             .map(|g| Gid::from_raw(*g))
             .collect();
-        setgroups(&groups).map_err(sys(format!("setting groups {groups:?}")))?;
+        sys.setgroups(&groups)
+            .map_err(sys_err(format!("setting groups {groups:?}")))?;
     }
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    setresgid(gid, gid, gid).map_err(sys(format!("setting gid {gid}")))?;
-    setresuid(uid, uid, uid).map_err(sys(format!("setting uid {uid}")))?;
-    sys::set_keep_caps(false).map_err(sys("clearing PR_SET_KEEPCAPS"))?;
-    set_caps(&caps)
+    sys.setresgid(gid)
+        .map_err(sys_err(format!("setting gid {gid}")))?;
+    sys.setresuid(uid)
+        .map_err(sys_err(format!("setting uid {uid}")))?;
+    sys.set_keep_caps(false)
+        .map_err(sys_err("clearing PR_SET_KEEPCAPS"))?;
+    set_caps(sys, &caps, &bounding)
 }
 
-fn caps_err(action: &str) -> impl FnOnce(caps::errors::CapsError) -> CredsError + '_ {
+fn caps_err(action: &str) -> impl FnOnce(CapsError) -> CredsError + '_ {
     move |source| CredsError::Caps {
         action: action.to_string(),
         source,
     }
 }
 
-fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CredsError> {
+/// Drop what the spec's bounding set lacks; returns the bounding set left.
+fn drop_bounding(sys: &dyn CredSys, caps: &LinuxCapabilities) -> Result<CapsHashSet, CredsError> {
     let keep = to_caps(caps.bounding());
-    let current = caps::read(None, CapSet::Bounding).map_err(caps_err("reading bounding set"))?;
-    for cap in current.difference(&keep) {
-        caps::drop(None, CapSet::Bounding, *cap)
+    let current = sys
+        .read_caps(CapSet::Bounding)
+        .map_err(caps_err("reading bounding set"))?;
+    let mut dropped: Vec<Cap> = current.difference(&keep).copied().collect();
+    dropped.sort_by_key(|c| c.index());
+    for cap in dropped {
+        sys.drop_bounding(cap)
             .map_err(caps_err(&format!("dropping {cap} from the bounding set")))?;
     }
-    Ok(())
+    Ok(current.intersection(&keep).copied().collect())
 }
 
-fn set_caps(caps: &LinuxCapabilities) -> Result<(), CredsError> {
-    let bounding = caps::read(None, CapSet::Bounding).map_err(caps_err("reading bounding set"))?;
-    let clamp = |s: CapsHashSet| -> CapsHashSet { s.intersection(&bounding).copied().collect() };
+fn set_caps(
+    sys: &dyn CredSys,
+    caps: &LinuxCapabilities,
+    bounding: &CapsHashSet,
+) -> Result<(), CredsError> {
+    let clamp = |s: CapsHashSet| -> CapsHashSet { s.intersection(bounding).copied().collect() };
     let permitted = clamp(to_caps(caps.permitted()));
     let effective: CapsHashSet = clamp(to_caps(caps.effective()))
         .intersection(&permitted)
@@ -164,19 +230,21 @@ fn set_caps(caps: &LinuxCapabilities) -> Result<(), CredsError> {
     let inheritable = clamp(to_caps(caps.inheritable()));
     // Inheritable first (needs the full permitted set), then effective (a subset of the
     // new permitted set), then permitted (which must still contain effective).
-    caps::set(None, CapSet::Inheritable, &inheritable)
+    sys.set_caps(CapSet::Inheritable, &inheritable)
         .map_err(caps_err("setting inheritable capabilities"))?;
-    caps::set(None, CapSet::Effective, &effective)
+    sys.set_caps(CapSet::Effective, &effective)
         .map_err(caps_err("setting effective capabilities"))?;
-    caps::set(None, CapSet::Permitted, &permitted)
+    sys.set_caps(CapSet::Permitted, &permitted)
         .map_err(caps_err("setting permitted capabilities"))?;
-    let ambient: HashSet<Cap> = to_caps(caps.ambient())
+    let mut ambient: Vec<Cap> = to_caps(caps.ambient())
         .into_iter()
         .filter(|c| permitted.contains(c) && inheritable.contains(c))
         .collect();
-    caps::clear(None, CapSet::Ambient).map_err(caps_err("clearing ambient capabilities"))?;
+    ambient.sort_by_key(|c| c.index());
+    sys.set_caps(CapSet::Ambient, &CapsHashSet::new())
+        .map_err(caps_err("clearing ambient capabilities"))?;
     for cap in ambient {
-        caps::raise(None, CapSet::Ambient, cap)
+        sys.raise_ambient(cap)
             .map_err(caps_err(&format!("raising ambient {cap}")))?;
     }
     Ok(())
@@ -204,5 +272,160 @@ mod tests {
         assert!(caps.contains(&Cap::CAP_KILL));
         assert!(caps.contains(&Cap::CAP_NET_BIND_SERVICE));
         assert_eq!(caps.len(), 3);
+    }
+
+    use std::cell::RefCell;
+
+    /// Records every call; fails setrlimit with EPERM above `hard_limit`.
+    #[derive(Default)]
+    struct Fake {
+        calls: RefCell<Vec<String>>,
+        hard_limit: u64,
+        bounding: CapsHashSet,
+    }
+
+    impl Fake {
+        fn log(&self, s: String) {
+            self.calls.borrow_mut().push(s);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+    }
+
+    fn names(set: &CapsHashSet) -> String {
+        let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v.join(",")
+    }
+
+    impl CredSys for Fake {
+        fn getrlimit(&self, _: Resource) -> nix::Result<(u64, u64)> {
+            Ok((self.hard_limit, self.hard_limit))
+        }
+        fn setrlimit(&self, res: Resource, soft: u64, hard: u64) -> nix::Result<()> {
+            self.log(format!("setrlimit {res:?} {soft} {hard}"));
+            if hard > self.hard_limit {
+                return Err(nix::Error::EPERM);
+            }
+            Ok(())
+        }
+        fn set_keep_caps(&self, on: bool) -> nix::Result<()> {
+            self.log(format!("keepcaps {on}"));
+            Ok(())
+        }
+        fn setgroups(&self, groups: &[Gid]) -> nix::Result<()> {
+            self.log(format!("setgroups {groups:?}"));
+            Ok(())
+        }
+        fn setresgid(&self, gid: Gid) -> nix::Result<()> {
+            self.log(format!("setresgid {gid}"));
+            Ok(())
+        }
+        fn setresuid(&self, uid: Uid) -> nix::Result<()> {
+            self.log(format!("setresuid {uid}"));
+            Ok(())
+        }
+        fn read_caps(&self, _: CapSet) -> Result<CapsHashSet, CapsError> {
+            Ok(self.bounding.clone())
+        }
+        fn drop_bounding(&self, cap: Cap) -> Result<(), CapsError> {
+            self.log(format!("drop {cap}"));
+            Ok(())
+        }
+        fn set_caps(&self, set: CapSet, value: &CapsHashSet) -> Result<(), CapsError> {
+            self.log(format!("set {set:?} [{}]", names(value)));
+            Ok(())
+        }
+        fn raise_ambient(&self, cap: Cap) -> Result<(), CapsError> {
+            self.log(format!("ambient {cap}"));
+            Ok(())
+        }
+    }
+
+    fn process(json: &str) -> Process {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn rlimit_above_the_hard_limit_names_the_missing_capability() {
+        let fake = Fake {
+            hard_limit: 1024,
+            ..Default::default()
+        };
+        let limits: Vec<PosixRlimit> = serde_json::from_str(
+            r#"[{"type":"RLIMIT_CORE","soft":0,"hard":0},{"type":"RLIMIT_NOFILE","soft":2048,"hard":2048}]"#,
+        )
+        .unwrap();
+        let err = apply_rlimits(&fake, &limits).unwrap_err().to_string();
+        assert!(
+            err.contains("RLIMIT_NOFILE")
+                && err.contains("CAP_SYS_RESOURCE")
+                && err.contains("1024"),
+            "{err}"
+        );
+        assert_eq!(
+            fake.calls().len(),
+            2,
+            "stops at the failing limit: {:?}",
+            fake.calls()
+        );
+    }
+
+    #[test]
+    fn user_switch_and_capabilities_happen_in_a_safe_order() {
+        let fake = Fake {
+            bounding: [
+                Cap::CAP_CHOWN,
+                Cap::CAP_KILL,
+                Cap::CAP_SETUID,
+                Cap::CAP_NET_RAW,
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let p = process(
+            r#"{"cwd":"/","user":{"uid":1000,"gid":100,"additionalGids":[5,6]},
+                "capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"],"permitted":["CAP_CHOWN","CAP_KILL"],
+                "effective":["CAP_KILL","CAP_NET_RAW"],"inheritable":["CAP_KILL"],
+                "ambient":["CAP_KILL","CAP_CHOWN"]}}"#,
+        );
+        apply_user_and_caps(&fake, &p, true).unwrap();
+        assert_eq!(
+            fake.calls(),
+            vec![
+                "drop CAP_SETUID",
+                "drop CAP_NET_RAW",
+                "keepcaps true",
+                "setgroups [Gid(5), Gid(6)]",
+                "setresgid 100",
+                "setresuid 1000",
+                "keepcaps false",
+                "set Inheritable [CAP_KILL]",
+                // NET_RAW is outside the bounding set: never effective.
+                "set Effective [CAP_KILL]",
+                "set Permitted [CAP_CHOWN,CAP_KILL]",
+                "set Ambient []",
+                // CHOWN is not inheritable, so it cannot be ambient.
+                "ambient CAP_KILL",
+            ]
+        );
+    }
+
+    #[test]
+    fn setgroups_is_skipped_where_denied() {
+        let fake = Fake::default();
+        apply_user_and_caps(
+            &fake,
+            &process(r#"{"cwd":"/","user":{"uid":0,"gid":0}}"#),
+            false,
+        )
+        .unwrap();
+        assert!(
+            !fake.calls().iter().any(|c| c.starts_with("setgroups")),
+            "{:?}",
+            fake.calls()
+        );
     }
 }

@@ -117,11 +117,14 @@ fn prepare(ch: &Channel, cfg: &InitConfig<'_>) -> Result<(Exec, Option<String>),
     if let Some(adj) = proc.oom_score_adj() {
         creds::set_oom_score_adj(adj)?;
     }
-    creds::apply_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    creds::apply_rlimits(
+        &creds::RealCredSys,
+        proc.rlimits().as_deref().unwrap_or_default(),
+    )?;
     if proc.no_new_privileges().unwrap_or(false) {
         sys::set_no_new_privs().map_err(sys_err("setting no_new_privs"))?;
     }
-    creds::apply_user_and_caps(proc, setgroups_allowed(cfg))?;
+    creds::apply_user_and_caps(&creds::RealCredSys, proc, setgroups_allowed(cfg))?;
     if let Some(mask) = proc.user().umask() {
         umask(Mode::from_bits_truncate(mask));
     }
@@ -326,7 +329,8 @@ fn exec_when_started(cfg: &InitConfig<'_>, exec: Exec, state: Option<String>) ->
     if let Err(e) = fifo.write_all(b"0") {
         return io_err("writing the exec fifo")(e);
     }
-    drop(fifo);
+    // The FIFO stays open (close-on-exec) until execve: `start` waits for it to close
+    // before it runs poststart hooks, which must follow the process's start.
     let hooks = cfg
         .spec
         .hooks()
