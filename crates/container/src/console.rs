@@ -87,7 +87,8 @@ pub fn attach_slave(path: &str) -> Result<(), ConsoleError> {
     for target in 0..3 {
         // SAFETY: dup2 onto 0..2 replaces our stdio; nothing else holds those fd numbers
         // as owned Rust objects in this process.
-        let fd = unsafe { dup2_raw(&slave, target) }.map_err(sys("duplicating the pty onto stdio"))?;
+        let fd =
+            unsafe { dup2_raw(&slave, target) }.map_err(sys("duplicating the pty onto stdio"))?;
         // The new fd is our stdio from now on: keep it open rather than let it drop.
         let _ = fd.into_raw_fd();
     }

@@ -460,7 +460,7 @@ fn make_fifo(path: &Path) -> Result<(), ContainerError> {
     .map_err(|e| ContainerError::sys(format!("chmod fifo {}", path.display()), e))
 }
 
-fn load_saved_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
+pub(crate) fn load_saved_spec(dir: &ContainerDir) -> Result<Spec, ContainerError> {
     let path = dir.config_path();
     let file = File::open(&path).map_err(|source| ContainerError::Io {
         action: "reading",

@@ -25,6 +25,8 @@ pub enum ContainerError {
     Cgroup(#[from] berth_cgroups::CgroupError),
     #[error("container init: {0}")]
     Init(String),
+    #[error("exec: {0}")]
+    Exec(String),
     #[error("container {id} is {status}: {action}")]
     BadStatus {
         id: String,

@@ -8,6 +8,7 @@ pub mod console;
 pub mod container;
 pub mod creds;
 pub mod error;
+pub mod exec;
 pub mod hooks;
 pub mod id;
 pub mod namespaces;

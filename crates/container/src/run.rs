@@ -48,12 +48,8 @@ impl Runtime {
             .unwrap_or(false);
         let mut opts = opts.clone();
         let relay = if opts.console_socket.is_none() && terminal {
-            let (ours, theirs) = UnixStream::pair().map_err(|source| ContainerError::Io {
-                action: "creating console socketpair for",
-                path: opts.bundle.clone(),
-                source,
-            })?;
-            opts.console_fd = Some(Arc::new(OwnedFd::from(theirs)));
+            let (ours, theirs) = console_pair()?;
+            opts.console_fd = Some(theirs);
             Some(ours)
         } else {
             None
@@ -68,17 +64,9 @@ impl Runtime {
             }
         };
         // Block the signals we forward before the init can exit, so none is lost.
-        let set = forwarded_signals();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-            .map_err(|e| ContainerError::sys("blocking signals", e))?;
+        let set = block_forwarded()?;
         self.start_or_delete(&opts.id)?;
-        let code = {
-            let _raw = master.as_ref().and_then(|_| RawMode::enter());
-            if let Some(m) = &master {
-                copy_window_size(m);
-            }
-            wait_forwarding(pid, &set, master.as_ref())?
-        };
+        let code = supervise(pid, &set, master.as_ref())?;
         self.delete_stopped(&opts.id)?;
         Ok(code)
     }
@@ -90,8 +78,41 @@ impl Runtime {
     }
 }
 
-/// Receive the pty master the init sends over the console socket.
-fn receive_fd(sock: &UnixStream) -> Result<OwnedFd, ContainerError> {
+/// A socketpair standing in for a console socket: we keep one end, the container
+/// process gets the other.
+pub(crate) fn console_pair() -> Result<(UnixStream, Arc<OwnedFd>), ContainerError> {
+    let (ours, theirs) = UnixStream::pair().map_err(|source| ContainerError::Io {
+        action: "creating a console socketpair",
+        path: "/".into(),
+        source,
+    })?;
+    Ok((ours, Arc::new(OwnedFd::from(theirs))))
+}
+
+/// Block every signal we forward (they are then read from a signalfd).
+pub(crate) fn block_forwarded() -> Result<SigSet, ContainerError> {
+    let set = forwarded_signals();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| ContainerError::sys("blocking signals", e))?;
+    Ok(set)
+}
+
+/// Wait for `pid` (a descendant we reap as subreaper), forwarding signals and relaying
+/// the pty if there is one; its exit code.
+pub(crate) fn supervise(
+    pid: i32,
+    set: &SigSet,
+    master: Option<&OwnedFd>,
+) -> Result<i32, ContainerError> {
+    let _raw = master.and_then(|_| RawMode::enter());
+    if let Some(m) = master {
+        copy_window_size(m);
+    }
+    wait_forwarding(pid, set, master)
+}
+
+/// Receive the pty master the container process sends over the console socket.
+pub(crate) fn receive_fd(sock: &UnixStream) -> Result<OwnedFd, ContainerError> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);

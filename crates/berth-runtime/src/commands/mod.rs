@@ -3,6 +3,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::List { format, quiet } => list::run(&rt, format, quiet),
         Command::Spec { bundle, rootless } => spec::run(&bundle, rootless),
         Command::Features => features::run(),
+        Command::Exec(args) => exec::run(&rt, &args),
         Command::Update(args) => update::run(&rt, &args),
         Command::Pause { id } => pause::pause(&rt, &id),
         Command::Resume { id } => pause::resume(&rt, &id),

@@ -10,9 +10,11 @@
 //!
 //! They talk over a [`crate::channel::Channel`] with typed messages.
 
+pub mod exec;
 pub mod init;
 pub mod intermediate;
 pub mod parent;
+pub mod setup;
 
 use std::fs::File;
 use std::os::fd::RawFd;
