@@ -37,8 +37,8 @@ pub struct Global {
     /// Accepted for runc compatibility; rootless mode is detected.
     #[arg(long, hide = true)]
     pub rootless: Option<String>,
-    /// Accepted for runc compatibility; criu path (checkpoint is not supported yet).
-    #[arg(long, hide = true)]
+    /// The criu binary for checkpoint and restore (default: criu on $PATH).
+    #[arg(long, global = true)]
     pub criu: Option<String>,
 }
 
@@ -161,6 +161,10 @@ pub enum Command {
         interval: String,
         id: String,
     },
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(Box<RestoreArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -258,4 +262,67 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// CRIU options shared by `checkpoint` and `restore`.
+#[derive(Debug, Args)]
+pub struct CriuFlags {
+    /// Directory for CRIU's image files.
+    #[arg(long = "image-path", default_value = "./checkpoint")]
+    pub image_path: PathBuf,
+    /// Directory for CRIU's log (default: the image path).
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// How CRIU handles cgroups: soft, full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode", default_value = "soft")]
+    pub manage_cgroups_mode: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Leave the container running after the checkpoint.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump memory only, leaving the container running (for a later --parent-path).
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Images of a previous pre-dump, relative to the image path.
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Path to the bundle directory.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once the container runs.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Accepted for runc compatibility (CRIU sets up the root itself).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Container id.
+    pub id: String,
 }

@@ -21,6 +21,11 @@ pub enum Message {
     RunCreateHooks,
     /// Parent → init: those hooks ran; the state JSON for the container's own hooks.
     HooksDone(String),
+    /// Container process → parent: its seccomp notify fd has this number in its
+    /// table; take it (pidfd_getfd) and hand it to the listener.
+    SeccompFd(i32),
+    /// Parent → container process: the notify fd reached the listener.
+    SeccompFdSent,
     /// Init → parent: everything is ready; it now waits for `start`.
     Ready,
     /// Either way: something failed; the text says what.
@@ -116,6 +121,8 @@ fn name(msg: &Message) -> &'static str {
         Message::InitPid(_) => "InitPid",
         Message::RunCreateHooks => "RunCreateHooks",
         Message::HooksDone(_) => "HooksDone",
+        Message::SeccompFd(_) => "SeccompFd",
+        Message::SeccompFdSent => "SeccompFdSent",
         Message::Ready => "Ready",
         Message::Error(_) => "Error",
     }

@@ -98,7 +98,7 @@ pub struct Runtime {
 }
 
 /// The state JSON given to hooks.
-fn hook_state_json(st: &State, status: Status) -> String {
+pub(crate) fn hook_state_json(st: &State, status: Status) -> String {
     serde_json::to_string(&to_oci(st, status)).expect("state serialises")
 }
 
@@ -116,7 +116,7 @@ fn to_oci(st: &State, status: Status) -> OciState {
     }
 }
 
-fn default_cgroup_path(spec: &Spec, id: &str) -> String {
+pub(crate) fn default_cgroup_path(spec: &Spec, id: &str) -> String {
     match spec
         .linux()
         .as_ref()
@@ -133,7 +133,7 @@ impl Runtime {
         Self { root: root.into() }
     }
 
-    fn open(&self, id: &str) -> Result<ContainerDir, ContainerError> {
+    pub(crate) fn open(&self, id: &str) -> Result<ContainerDir, ContainerError> {
         id::validate(id)?;
         Ok(ContainerDir::open(&self.root, id)?)
     }
@@ -225,6 +225,7 @@ impl Runtime {
                 path: dir.path.clone(),
                 source,
             })?;
+        let seccomp = std::cell::RefCell::new(compile_seccomp(spec)?);
         let cfg = InitConfig {
             id: &opts.id,
             spec,
@@ -238,6 +239,7 @@ impl Runtime {
             state_dir: &state_dir,
             lock_fd: dir.dir_file().as_raw_fd(),
             cgroup_path,
+            seccomp: &seccomp,
         };
         let st_for_hooks = st.clone();
         let run_create_hooks = |pid: i32| -> Result<String, ContainerError> {
@@ -248,9 +250,15 @@ impl Runtime {
             Ok(json)
         };
         let place = |pid: i32| -> Result<(), ContainerError> { Ok(cgroup.add_task(pid)?) };
+        let forward = |pid: i32, fd: i32| -> Result<(), ContainerError> {
+            let mut s = st_for_hooks.clone();
+            s.pid = pid;
+            parent::forward_notify_fd(spec, pid, fd, &hook_state_json(&s, Status::Creating))
+        };
         let hooks = parent::ParentHooks {
             run_create_hooks: &run_create_hooks,
             place_in_cgroup: &place,
+            forward_notify_fd: &forward,
         };
         let pid = parent::spawn(&cfg, &hooks, &mut |p| *init_pid = Some(p))?;
         drop(console);
@@ -547,7 +555,7 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
 
 /// The resources applied at create: the spec's, with device rules always present so
 /// that the default allow-list (runc's) is installed even when the spec has none.
-fn create_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
+pub(crate) fn create_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
     let mut res = spec
         .linux()
         .as_ref()
@@ -557,4 +565,14 @@ fn create_resources(spec: &Spec) -> oci_spec::runtime::LinuxResources {
         res.set_devices(Some(Vec::new()));
     }
     res
+}
+
+/// Compile `linux.seccomp` (a bad profile fails here, before the fork).
+pub(crate) fn compile_seccomp(
+    spec: &Spec,
+) -> Result<Option<berth_seccomp::Filter>, ContainerError> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(seccomp) => Ok(Some(berth_seccomp::compile(seccomp)?)),
+        None => Ok(None),
+    }
 }

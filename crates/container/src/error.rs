@@ -21,6 +21,8 @@ pub enum ContainerError {
     UserNs(#[from] userns::UserNsError),
     #[error(transparent)]
     Creds(#[from] creds::CredsError),
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] berth_seccomp::SeccompError),
     #[error("cgroup: {0}")]
     Cgroup(#[from] berth_cgroups::CgroupError),
     #[error("container init: {0}")]

@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use crate::container::{bad_status, load_saved_spec, Runtime, Status};
+use crate::container::{
+    bad_status, compile_seccomp, hook_state_json, load_saved_spec, Runtime, Status,
+};
 use crate::error::ContainerError;
 use crate::namespaces::Namespaces;
 use crate::process::exec::{self, ExecConfig};
+use crate::process::parent::forward_notify_fd;
 use crate::run::{block_forwarded, console_pair, receive_fd, supervise};
 use crate::state::{self, ContainerDir};
 use crate::{spec, sys};
@@ -262,6 +265,7 @@ impl Runtime {
                 source,
             })?;
         let cgroup = berth_cgroups::manager(&st.cgroup_path)?;
+        let seccomp = std::cell::RefCell::new(compile_seccomp(&spec)?);
         let cfg = ExecConfig {
             process: &process,
             joins: &joins,
@@ -270,8 +274,13 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             lock_fd: dir.dir_file().as_raw_fd(),
             in_user_ns: joins.iter().any(|(k, _, _)| *k == LinuxNamespaceType::User),
+            seccomp: &seccomp,
         };
-        let pid = exec::spawn(&cfg, &|p| Ok(cgroup.add_task(p)?))?;
+        let forward = |pid: i32, fd: i32| {
+            let state = hook_state_json(&st, Status::Running);
+            forward_notify_fd(&spec, pid, fd, &state)
+        };
+        let pid = exec::spawn(&cfg, &|p| Ok(cgroup.add_task(p)?), &forward)?;
         if let Some(pid_file) = &opts.pid_file {
             state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
         }

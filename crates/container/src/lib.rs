@@ -4,6 +4,7 @@
 //! process role of the create dance.
 
 pub mod channel;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod creds;

@@ -173,7 +173,7 @@ fn copy_window_size(master: &OwnedFd) {
     }
 }
 
-fn forwarded_signals() -> SigSet {
+pub(crate) fn forwarded_signals() -> SigSet {
     let mut set = SigSet::all();
     for s in [
         Signal::SIGKILL,
@@ -196,7 +196,7 @@ enum Source {
 }
 
 /// Relay the pty (if any) and signals until the init exits; return its exit code.
-fn wait_forwarding(
+pub(crate) fn wait_forwarding(
     init: i32,
     set: &SigSet,
     master: Option<&OwnedFd>,

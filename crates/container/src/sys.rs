@@ -52,6 +52,15 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Duplicate fd number `target` of the process behind `pidfd` into our table.
+pub fn pidfd_getfd(pidfd: &OwnedFd, target: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_getfd takes two fds and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+    let fd = Errno::result(fd)? as i32;
+    // SAFETY: the kernel just installed this fd for us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Send `sig` to the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
     // SAFETY: a null siginfo is allowed (the kernel fills it as for kill(2)).

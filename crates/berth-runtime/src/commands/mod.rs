@@ -1,5 +1,6 @@
 //! One file per verb; `dispatch` routes the parsed command line to it.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -9,6 +10,7 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod run;
 mod spec;
 mod start;
@@ -50,6 +52,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             interval,
             id,
         } => events::run(&rt, &id, stats, &interval),
+        Command::Checkpoint(args) => checkpoint::run(&rt, &args, cli.global.criu.as_deref()),
+        Command::Restore(args) => restore::run(&rt, &args, cli.global.criu.as_deref()),
     }
 }
 

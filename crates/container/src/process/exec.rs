@@ -11,7 +11,7 @@
 //! inside the container's pid namespace, the container cannot open their /proc/PID/exe.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, RawFd};
 use std::path::PathBuf;
 
@@ -36,6 +36,8 @@ pub struct ExecConfig<'a> {
     /// The parent's locked state directory fd, closed in the children at once.
     pub lock_fd: RawFd,
     pub in_user_ns: bool,
+    /// The container's `linux.seccomp`, compiled by the parent.
+    pub seccomp: &'a std::cell::RefCell<Option<berth_seccomp::Filter>>,
 }
 
 /// Fork the intermediate, place it in the cgroup, and return the exec'd process's host
@@ -43,6 +45,7 @@ pub struct ExecConfig<'a> {
 pub fn spawn(
     cfg: &ExecConfig<'_>,
     place_in_cgroup: &dyn Fn(i32) -> Result<(), ContainerError>,
+    forward_notify_fd: &dyn Fn(i32, i32) -> Result<(), ContainerError>,
 ) -> Result<i32, ContainerError> {
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded here, so the child may run arbitrary code.
@@ -54,7 +57,7 @@ pub fn spawn(
         ForkResult::Parent { child } => child,
     };
     drop(theirs);
-    let result = place_in_cgroup(child.as_raw()).and_then(|()| drive(&ours));
+    let result = place_in_cgroup(child.as_raw()).and_then(|()| drive(&ours, forward_notify_fd));
     if result.is_err() {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
     }
@@ -62,13 +65,22 @@ pub fn spawn(
     result
 }
 
-/// Proceed, then collect InitPid and Ready, which may arrive in either order.
-fn drive(ch: &Channel) -> Result<i32, ContainerError> {
+/// Proceed, then InitPid (the exec'd process speaks only after it), a seccomp notify
+/// fd if any, and Ready.
+fn drive(
+    ch: &Channel,
+    forward_notify_fd: &dyn Fn(i32, i32) -> Result<(), ContainerError>,
+) -> Result<i32, ContainerError> {
     ch.send(&Message::Proceed)?;
     let (mut pid, mut ready) = (None, false);
     while pid.is_none() || !ready {
         match ch.recv()? {
             Message::InitPid(p) => pid = Some(p),
+            Message::SeccompFd(fd) => {
+                let p =
+                    pid.ok_or_else(|| ContainerError::Exec("SeccompFd before InitPid".into()))?;
+                super::parent::reply_notify_fd(ch, forward_notify_fd(p, fd))?;
+            }
             Message::Ready => ready = true,
             Message::Error(text) => return Err(ContainerError::Exec(text)),
             other => {
@@ -100,12 +112,28 @@ fn join_and_fork(ch: &Channel, cfg: &ExecConfig<'_>) -> Result<(), String> {
     for (kind, path, file) in cfg.joins {
         namespaces::join(*kind, path, file).map_err(|e| e.to_string())?;
     }
+    // The child waits on this pipe until its pid has been sent, so that its own messages
+    // never reach the parent before InitPid.
+    let (mut reported_rx, mut reported_tx) =
+        std::io::pipe().map_err(|e| format!("creating the exec start pipe: {e}"))?;
     // SAFETY: this process is single-threaded, so the child may run arbitrary code.
     match unsafe { fork() }.map_err(|e| format!("forking the exec process: {e}"))? {
-        ForkResult::Child => exec_process(ch, cfg),
-        ForkResult::Parent { child } => ch
-            .send(&Message::InitPid(child.as_raw()))
-            .map_err(|e| e.to_string()),
+        ForkResult::Child => {
+            drop(reported_tx);
+            if reported_rx.read_exact(&mut [0u8]).is_err() {
+                sys::exit_now(1);
+            }
+            drop(reported_rx);
+            exec_process(ch, cfg)
+        }
+        ForkResult::Parent { child } => {
+            drop(reported_rx);
+            ch.send(&Message::InitPid(child.as_raw()))
+                .map_err(|e| e.to_string())?;
+            reported_tx
+                .write_all(&[0])
+                .map_err(|e| format!("releasing the exec process: {e}"))
+        }
     }
 }
 
@@ -128,6 +156,8 @@ fn prepare(ch: &Channel, cfg: &ExecConfig<'_>) -> Result<Exec, InitError> {
     setsid().map_err(sys_err("starting a new session"))?;
     let exec = setup::finish(&Setup {
         process: cfg.process,
+        seccomp: cfg.seccomp,
+        channel: ch,
         console_socket: cfg.console_socket,
         preserve_fds: cfg.preserve_fds,
         setgroups_allowed: setup::setgroups_allowed(cfg.in_user_ns),

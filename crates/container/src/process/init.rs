@@ -65,6 +65,8 @@ fn prepare(ch: &Channel, cfg: &InitConfig<'_>) -> Result<(Exec, Option<String>),
     }
     let exec = setup::finish(&Setup {
         process: proc,
+        seccomp: cfg.seccomp,
+        channel: ch,
         console_socket: cfg.console_socket,
         preserve_fds: cfg.preserve_fds,
         setgroups_allowed: setup::setgroups_allowed(cfg.namespaces.has(LinuxNamespaceType::User)),

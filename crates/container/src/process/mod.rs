@@ -44,4 +44,6 @@ pub struct InitConfig<'a> {
     /// the lock is released when the parent exits.
     pub lock_fd: RawFd,
     pub cgroup_path: &'a str,
+    /// `linux.seccomp`, compiled by the parent (the init loads it).
+    pub seccomp: &'a std::cell::RefCell<Option<berth_seccomp::Filter>>,
 }

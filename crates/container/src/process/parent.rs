@@ -17,6 +17,8 @@ pub struct ParentHooks<'a> {
     pub run_create_hooks: &'a dyn Fn(i32) -> Result<String, ContainerError>,
     /// Places the intermediate process in the container's cgroup.
     pub place_in_cgroup: &'a dyn Fn(i32) -> Result<(), ContainerError>,
+    /// Hands the init's seccomp notify fd (pid, fd number in its table) to the listener.
+    pub forward_notify_fd: &'a dyn Fn(i32, i32) -> Result<(), ContainerError>,
 }
 
 /// Fork, drive the create dance, and return the init's host pid once it is Ready.
@@ -78,6 +80,10 @@ fn drive(
                     }
                 }
             }
+            Message::SeccompFd(fd) => {
+                let pid = init_pid.ok_or_else(|| protocol("SeccompFd before InitPid"))?;
+                reply_notify_fd(ch, (parent.forward_notify_fd)(pid, fd))?;
+            }
             Message::Ready => {
                 return init_pid.ok_or_else(|| protocol("Ready before InitPid"));
             }
@@ -103,5 +109,48 @@ pub fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<(), hooks::HookErro
     if let Some(list) = h.create_runtime() {
         hooks::run_all("createRuntime", list, state)?;
     }
+    Ok(())
+}
+
+/// Tell the container process whether its notify fd reached the listener.
+pub(crate) fn reply_notify_fd(
+    ch: &Channel,
+    result: Result<(), ContainerError>,
+) -> Result<(), ContainerError> {
+    match result {
+        Ok(()) => Ok(ch.send(&Message::SeccompFdSent)?),
+        Err(e) => {
+            let _ = ch.send(&Message::Error(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+/// Take fd number `fd` from process `pid` and send it to the seccomp agent listening
+/// at `linux.seccomp.listenerPath`, with the container state.
+pub(crate) fn forward_notify_fd(
+    spec: &Spec,
+    pid: i32,
+    fd: i32,
+    state_json: &str,
+) -> Result<(), ContainerError> {
+    let seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .ok_or_else(|| protocol("a seccomp notify fd without linux.seccomp"))?;
+    let listener = seccomp
+        .listener_path()
+        .as_ref()
+        .ok_or_else(|| protocol("a seccomp notify fd without a listenerPath"))?;
+    let pidfd = crate::sys::pidfd_open(pid).map_err(|e| ContainerError::sys("opening pidfd", e))?;
+    let notify = crate::sys::pidfd_getfd(&pidfd, fd)
+        .map_err(|e| ContainerError::sys("taking the seccomp notify fd", e))?;
+    berth_seccomp::send_notify_fd(
+        listener,
+        seccomp.listener_metadata().as_deref(),
+        std::os::fd::AsFd::as_fd(&notify),
+        state_json,
+    )?;
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! by processes `exec`ed into a running container: terminal, rlimits, no_new_privs,
 //! user and capabilities, umask, cwd, the executable's path, and fds.
 
+use std::cell::RefCell;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chdir, execve};
 use oci_spec::runtime::Process;
 
+use crate::channel::{Channel, Message};
 use crate::console;
 use crate::creds;
 use crate::hooks;
@@ -31,6 +33,8 @@ pub enum InitError {
     Hook(#[from] hooks::HookError),
     #[error(transparent)]
     Channel(#[from] crate::channel::ChannelError),
+    #[error("loading the seccomp filter: {0}")]
+    Seccomp(#[from] berth_seccomp::SeccompError),
     #[error("{0}")]
     Parent(String),
     #[error("{action}: {source}")]
@@ -61,6 +65,10 @@ pub(crate) fn io_err(action: impl Into<String>) -> impl FnOnce(std::io::Error) -
 /// What a container process needs for its last steps.
 pub struct Setup<'a> {
     pub process: &'a Process,
+    /// The compiled `linux.seccomp` filter, taken and loaded here.
+    pub seccomp: &'a RefCell<Option<berth_seccomp::Filter>>,
+    /// The channel to the parent (for the seccomp notify fd).
+    pub channel: &'a Channel,
     pub console_socket: Option<RawFd>,
     pub preserve_fds: u32,
     /// setgroups(2) is allowed (false in a user namespace that denies it).
@@ -86,8 +94,13 @@ pub fn finish(s: &Setup<'_>) -> Result<Exec, InitError> {
         &creds::RealCredSys,
         proc.rlimits().as_deref().unwrap_or_default(),
     )?;
-    if proc.no_new_privileges().unwrap_or(false) {
+    // With no_new_privs the filter goes in last, as late as possible; without, it needs
+    // CAP_SYS_ADMIN, so it goes in before the capabilities are dropped.
+    let nnp = proc.no_new_privileges().unwrap_or(false);
+    if nnp {
         sys::set_no_new_privs().map_err(sys_err("setting no_new_privs"))?;
+    } else {
+        load_seccomp(s)?;
     }
     creds::apply_user_and_caps(&creds::RealCredSys, proc, s.setgroups_allowed)?;
     if let Some(mask) = proc.user().umask() {
@@ -96,7 +109,26 @@ pub fn finish(s: &Setup<'_>) -> Result<Exec, InitError> {
     chdir(proc.cwd()).map_err(sys_err(format!("changing to cwd {}", proc.cwd().display())))?;
     let exec = resolve_exec(proc)?;
     prepare_fds(s.preserve_fds)?;
+    if nnp {
+        load_seccomp(s)?;
+    }
     Ok(exec)
+}
+
+/// Load the seccomp filter; a notify fd is handed to the parent, which passes it on to
+/// the listener, and kept open (close-on-exec) until exec.
+fn load_seccomp(s: &Setup<'_>) -> Result<(), InitError> {
+    let Some(filter) = s.seccomp.borrow_mut().take() else {
+        return Ok(());
+    };
+    if let Some(fd) = filter.load()? {
+        s.channel.send(&Message::SeccompFd(fd.as_raw_fd()))?;
+        if let Err(text) = s.channel.expect("SeccompFdSent")? {
+            return Err(InitError::Parent(text));
+        }
+        let _ = fd.into_raw_fd();
+    }
+    Ok(())
 }
 
 /// Replace the process with the container's program; returns only on failure.
