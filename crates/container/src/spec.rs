@@ -133,6 +133,18 @@ fn validate(loaded: &LoadedSpec, path: &Path) -> Result<(), SpecError> {
             }
         }
     }
+    let mut rlimit_types = Vec::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        if rlimit_types.contains(&r.typ()) {
+            return Err(invalid(
+                &format!("process.rlimits[{i}].type"),
+                "the same rlimit type appears twice".into(),
+            ));
+        }
+        rlimit_types.push(r.typ());
+    }
+    validate_hooks(spec, &invalid)?;
+    refuse_unsupported(spec, &invalid)?;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
@@ -193,6 +205,74 @@ fn validate(loaded: &LoadedSpec, path: &Path) -> Result<(), SpecError> {
     Ok(())
 }
 
+type Invalid<'a> = dyn Fn(&str, String) -> SpecError + 'a;
+
+/// Hook paths are absolute and timeouts positive.
+fn validate_hooks(spec: &Spec, invalid: &Invalid<'_>) -> Result<(), SpecError> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    #[allow(deprecated)]
+    let stages = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (stage, list) in stages {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(invalid(
+                    &format!("hooks.{stage}[{i}].path"),
+                    format!("{:?} is not an absolute path", hook.path()),
+                ));
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                return Err(invalid(
+                    &format!("hooks.{stage}[{i}].timeout"),
+                    "must be greater than zero".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settings the spec says a runtime must apply, which berth does not implement yet:
+/// refusing them is honest; ignoring them would run the container differently.
+fn refuse_unsupported(spec: &Spec, invalid: &Invalid<'_>) -> Result<(), SpecError> {
+    let unsupported =
+        |field: &str| Err(invalid(field, "not supported by berth-runtime yet".into()));
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            return unsupported("process.scheduler");
+        }
+        if p.io_priority().is_some() {
+            return unsupported("process.ioPriority");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            return unsupported("process.execCPUAffinity");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        if l.personality().is_some() {
+            return unsupported("linux.personality");
+        }
+        if l.intel_rdt().is_some() {
+            return unsupported("linux.intelRdt");
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return unsupported("linux.netDevices");
+        }
+        if l.memory_policy().is_some() {
+            return unsupported("linux.memoryPolicy");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +306,52 @@ mod tests {
     fn malformed_json_is_reported() {
         let err = parse_str("{not json").unwrap_err().to_string();
         assert!(err.contains("config.json"), "{err}");
+    }
+
+    fn check_str(json: &str) -> Result<(), SpecError> {
+        let spec = parse_str(json).unwrap();
+        let loaded = LoadedSpec {
+            spec,
+            raw: Vec::new(),
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+        };
+        validate(&loaded, Path::new("/b/config.json"))
+    }
+
+    const PROC: &str = r#""process":{"cwd":"/","user":{"uid":0,"gid":0},"args":["sh"]"#;
+
+    #[test]
+    fn duplicate_rlimits_bad_hooks_and_unsupported_fields_are_refused() {
+        let dup = format!(
+            r#"{{"ociVersion":"1.2.0",{PROC},"rlimits":[{{"type":"RLIMIT_NOFILE","soft":1,"hard":1}},{{"type":"RLIMIT_NOFILE","soft":2,"hard":2}}]}}}}"#
+        );
+        assert!(check_str(&dup)
+            .unwrap_err()
+            .to_string()
+            .contains("process.rlimits[1].type"));
+        let rel = format!(
+            r#"{{"ociVersion":"1.2.0",{PROC}}},"hooks":{{"poststop":[{{"path":"rel/hook"}}]}}}}"#
+        );
+        assert!(check_str(&rel)
+            .unwrap_err()
+            .to_string()
+            .contains("hooks.poststop[0].path"));
+        let zero = format!(
+            r#"{{"ociVersion":"1.2.0",{PROC}}},"hooks":{{"prestart":[{{"path":"/h","timeout":0}}]}}}}"#
+        );
+        assert!(check_str(&zero)
+            .unwrap_err()
+            .to_string()
+            .contains("hooks.prestart[0].timeout"));
+        let pers = format!(
+            r#"{{"ociVersion":"1.2.0",{PROC}}},"linux":{{"personality":{{"domain":"LINUX32"}}}}}}"#
+        );
+        assert!(check_str(&pers)
+            .unwrap_err()
+            .to_string()
+            .contains("linux.personality"));
+        let ok = format!(r#"{{"ociVersion":"1.2.0",{PROC}}}}}"#);
+        check_str(&ok).unwrap();
     }
 }

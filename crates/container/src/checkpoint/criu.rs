@@ -95,6 +95,8 @@ pub struct DumpPlan {
     pub parent: Option<PathBuf>,
     /// Mount points inside the container dumped as external (key = the mount point).
     pub external_mounts: Vec<String>,
+    /// Files outside the container (its stdio) dumped as external: `file[mnt:ino]`.
+    pub external_files: Vec<String>,
     pub flags: CommonFlags,
 }
 
@@ -109,6 +111,8 @@ pub struct RestorePlan {
     pub cgroup_root: String,
     /// (key = mount point at dump, host source now).
     pub external_mounts: Vec<(String, PathBuf)>,
+    /// (our fd, key of the external file it replaces): `--inherit-fd fd[N]:KEY`.
+    pub inherit_fds: Vec<(i32, String)>,
     pub flags: CommonFlags,
 }
 
@@ -175,6 +179,10 @@ impl DumpPlan {
             args.push("--external".into());
             args.push(format!("mnt[{dest}]:{dest}").into());
         }
+        for key in &self.external_files {
+            args.push("--external".into());
+            args.push(key.into());
+        }
         args
     }
 }
@@ -198,6 +206,10 @@ impl RestorePlan {
             spec.push(source);
             args.push("--external".into());
             args.push(spec);
+        }
+        for (fd, key) in &self.inherit_fds {
+            args.push("--inherit-fd".into());
+            args.push(format!("fd[{fd}]:{key}").into());
         }
         args
     }
@@ -250,7 +262,9 @@ impl Criu {
         })
     }
 
-    /// Run `criu ARGS`; on failure the error quotes the tail of its log in `work`.
+    /// Run `criu ARGS` with our stdout and stderr (and, for a restore, our stdin: the
+    /// restored process inherits them through `--inherit-fd`); on failure the error
+    /// quotes the tail of its log in `work`.
     pub fn run(
         &self,
         action: Action,
@@ -265,27 +279,28 @@ impl Criu {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let out = Command::new(&self.binary)
+        let stdin = match action {
+            Action::Restore => Stdio::inherit(),
+            Action::Dump | Action::PreDump => Stdio::null(),
+        };
+        let status = Command::new(&self.binary)
             .args(args)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(stdin)
+            .status()
             .map_err(|source| CheckpointError::Spawn {
                 binary: self.binary.clone(),
                 source,
             })?;
-        if out.status.success() {
+        if status.success() {
             return Ok(());
         }
         let log = work.join(action.log_name());
-        let mut tail = std::fs::read_to_string(&log)
+        let tail = std::fs::read_to_string(&log)
             .map(|t| last_errors(&t))
-            .unwrap_or_default();
-        if tail.is_empty() {
-            tail = last_lines(&String::from_utf8_lossy(&out.stderr), LOG_TAIL_LINES);
-        }
+            .unwrap_or_else(|e| format!("(no log: {e})"));
         Err(CheckpointError::Criu {
             action: action.verb(),
-            status: out.status.to_string(),
+            status: status.to_string(),
             log,
             tail,
         })
@@ -333,6 +348,7 @@ mod tests {
             leave_running: false,
             parent: None,
             external_mounts: vec!["/data".into()],
+            external_files: vec!["file[18:2a]".into()],
             flags: CommonFlags::default(),
         }
     }
@@ -382,6 +398,7 @@ mod tests {
             pid_file: "/work/restore.pid".into(),
             cgroup_root: "/berth/c".into(),
             external_mounts: vec![("/data".into(), "/host/data".into())],
+            inherit_fds: vec![(1, "pipe:[77]".into())],
             flags: CommonFlags {
                 file_locks: true,
                 ..CommonFlags::default()
