@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 triple="$(uname -m)-unknown-linux-gnu"
+# libseccomp is linked statically too (Debian's libseccomp-dev ships libseccomp.a).
+export LIBSECCOMP_LINK_TYPE=static
+export LIBSECCOMP_LIB_PATH="${LIBSECCOMP_LIB_PATH:-/usr/lib/$(uname -m)-linux-gnu}"
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
     cargo build --release --quiet --target "$triple" -p berth-runtime "$@" >&2
 echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release/berth-runtime"

@@ -22,6 +22,10 @@ PACKAGES=(
     build-essential libc6-dev libseccomp-dev pkg-config
     # features and test tooling
     criu iproute2 jq ca-certificates curl
+    # real clients (crates/berth-runtime/tests/clients.rs, scripts/clients/): podman
+    # with conmon, dockerd + containerd + the runc v2 shim, image tools; `script` is in
+    # util-linux (essential)
+    podman conmon docker.io containerd skopeo umoci uidmap
 )
 
 missing=()

@@ -23,6 +23,14 @@ if ! command -v cargo >/dev/null && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
 fi
 
 TEST_THREADS="${TEST_THREADS:-$(nproc)}"
+# A CRIU that works on this kernel (Debian 12's does not on kernels >= 6.13); with one,
+# the checkpoint tests must run rather than skip.
+if [[ $(id -u) -eq 0 ]] && criu_bin=$(bash scripts/install-criu.sh); then
+    export PATH="$(dirname "$criu_bin"):$PATH"
+    export BERTH_REQUIRE_CRIU=1
+else
+    echo "test.sh: no working criu: checkpoint tests will skip" >&2
+fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 if [[ $(id -u) -ne 0 ]]; then
     echo "test.sh: not root: tests that need root will be skipped" >&2

@@ -4,7 +4,7 @@
 # Kubernetes reaches it through a RuntimeClass (see docs/clients.md).
 #
 #   bash scripts/clients/containerd-env.sh DIR [RUNTIME]   # starts containerd, waits
-#   DIR/ctr images import busybox.tar
+#   DIR/ctr images import busybox.tar          (namespace berth-clients-<DIR's name>)
 #   DIR/ctr run --rm --runc-binary "$RUNTIME" localhost/berth-busybox:latest c1 echo hi
 #   DIR/cleanup                  # kill tasks, stop containerd, unmount, rm -rf DIR
 #
@@ -21,6 +21,7 @@ runtime=${2:-$(command -v berth-runtime || true)}
 runtime=$(realpath "$runtime")
 mkdir -p "$dir"/{root,state,fifo,tmp,runc}
 dir=$(cd "$dir" && pwd)
+cgname=berth-clients-$(basename "$dir")
 [[ -e /run/containerd/s ]] || touch "$dir/made-run-containerd-s"
 [[ -e /run/containerd ]] || touch "$dir/made-run-containerd"
 
@@ -47,23 +48,24 @@ T
 
 cat >"$dir/ctr" <<W
 #!/bin/sh
+# namespace $cgname: containers' cgroups are /$cgname/<id>, removed by cleanup
 case "\$1 \$2" in
-run\ *) shift; exec ctr -a $dir/containerd.sock run --fifo-dir $dir/fifo --runc-root $dir/runc "\$@" ;;
-t\ exec | task*\ exec) shift 2; exec ctr -a $dir/containerd.sock tasks exec --fifo-dir $dir/fifo "\$@" ;;
+run\ *) shift; exec ctr -a $dir/containerd.sock -n $cgname run --fifo-dir $dir/fifo --runc-root $dir/runc "\$@" ;;
+t\ exec | task*\ exec) shift 2; exec ctr -a $dir/containerd.sock -n $cgname tasks exec --fifo-dir $dir/fifo "\$@" ;;
 esac
-exec ctr -a $dir/containerd.sock "\$@"
+exec ctr -a $dir/containerd.sock -n $cgname "\$@"
 W
 cat >"$dir/cleanup" <<C
 #!/bin/sh
 # kill and delete every task and container, stop containerd, unmount, rm -rf
 if [ -S $dir/containerd.sock ]; then
-    for ns in \$(timeout 10 $dir/ctr namespaces ls -q 2>/dev/null); do
-        for t in \$(timeout 10 $dir/ctr -n \$ns tasks ls -q 2>/dev/null); do
-            timeout 10 $dir/ctr -n \$ns tasks kill -a -s KILL \$t >/dev/null 2>&1
-            timeout 20 $dir/ctr -n \$ns tasks delete -f \$t >/dev/null 2>&1
+    for ns in \$(timeout 10 ctr -a $dir/containerd.sock namespaces ls -q 2>/dev/null); do
+        for t in \$(timeout 10 ctr -a $dir/containerd.sock -n \$ns tasks ls -q 2>/dev/null); do
+            timeout 10 ctr -a $dir/containerd.sock -n \$ns tasks kill -a -s KILL \$t >/dev/null 2>&1
+            timeout 20 ctr -a $dir/containerd.sock -n \$ns tasks delete -f \$t >/dev/null 2>&1
         done
-        for c in \$(timeout 10 $dir/ctr -n \$ns containers ls -q 2>/dev/null); do
-            timeout 20 $dir/ctr -n \$ns containers delete \$c >/dev/null 2>&1
+        for c in \$(timeout 10 ctr -a $dir/containerd.sock -n \$ns containers ls -q 2>/dev/null); do
+            timeout 20 ctr -a $dir/containerd.sock -n \$ns containers delete \$c >/dev/null 2>&1
         done
     done
 fi
@@ -77,6 +79,10 @@ fi
 for p in \$(pgrep -f -- "-address $dir/containerd.sock" 2>/dev/null); do kill -KILL "\$p" 2>/dev/null; done
 awk -v d="$dir" '\$5 == d || index(\$5, d "/") == 1 { print \$5 }' /proc/self/mountinfo |
     sort -r | while read -r m; do umount -l "\$m" 2>/dev/null; done
+# the cgroups under our own parent (the runtime removes each container's, not parents)
+for p in /sys/fs/cgroup/$cgname /sys/fs/cgroup/*/$cgname; do
+    [ -d "\$p" ] && find "\$p" -depth -type d -exec rmdir {} + 2>/dev/null
+done
 # (exiting shims remove their sockets a moment later)
 if [ -e $dir/made-run-containerd-s ]; then
     i=0; while [ -d /run/containerd/s ] && [ \$i -lt 30 ]; do

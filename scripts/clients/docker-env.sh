@@ -10,6 +10,7 @@
 # The host network is never touched: --bridge none, --iptables=false,
 # --ip6tables=false, --ip-masq=false, no userland proxy; containers use
 # --network none. The cgroup driver is cgroupfs (berth refuses --systemd-cgroup), and
+# containers' cgroups go under /berth-clients-<DIR's name> (removed by cleanup);
 # --config-file points at our own file so /etc/docker/daemon.json is ignored.
 # DOCKER_CLI picks the client (default: /usr/bin/docker if present, else docker).
 set -euo pipefail
@@ -19,6 +20,7 @@ runtime=${2:-$(command -v berth-runtime || true)}
 runtime=$(realpath "$runtime")
 mkdir -p "$dir"/{data,exec,tmp}
 dir=$(cd "$dir" && pwd)
+cgname=berth-clients-$(basename "$dir")
 cli=${DOCKER_CLI:-$( [[ -x /usr/bin/docker ]] && echo /usr/bin/docker || echo docker )}
 # deprecated-key-path: else dockerd 20.10 writes its trust key to /etc/docker/key.json
 printf '{"deprecated-key-path": "%s/key.json"}\n' "$dir" >"$dir/daemon.json"
@@ -49,6 +51,10 @@ for p in \$(pgrep -f -- "$dir/" 2>/dev/null); do
 done
 awk -v d="$dir" '\$5 == d || index(\$5, d "/") == 1 { print \$5 }' /proc/self/mountinfo |
     sort -r | while read -r m; do umount -l "\$m" 2>/dev/null; done
+# the cgroups under our own parent (the runtime removes each container's, not parents)
+for p in /sys/fs/cgroup/$cgname /sys/fs/cgroup/*/$cgname; do
+    [ -d "\$p" ] && find "\$p" -depth -type d -exec rmdir {} + 2>/dev/null
+done
 [ -e $dir/made-run-docker ] && rmdir /run/docker/plugins /run/docker 2>/dev/null
 rm -rf "$dir"
 C
@@ -60,7 +66,7 @@ TMPDIR=$dir/tmp setsid dockerd \
     -H "unix://$dir/docker.sock" \
     --bridge none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \
     --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs \
-    --add-runtime "berth=$runtime" \
+    --add-runtime "berth=$runtime" --cgroup-parent "/$cgname" \
     --log-level "${DOCKERD_LOG_LEVEL:-info}" \
     </dev/null >"$dir/dockerd.log" 2>&1 &
 

@@ -8,7 +8,8 @@
 #
 # DIR gets the storage (root, runroot, tmpdir), a containers.conf, a storage.conf, an
 # empty registries.conf (nothing is ever pulled), and two scripts: `podman` (podman
-# with all of that and `--runtime RUNTIME`, default berth-runtime) and `cleanup`.
+# with all of that and `--runtime RUNTIME`, default berth-runtime; `run` and `create`
+# get --cgroup-parent /berth-clients-<DIR's name>) and `cleanup`.
 # containers.conf picks cgroupfs (berth refuses --systemd-cgroup), the file events
 # logger, no network namespace setup (netns="none": no netavark/CNI, host network
 # untouched), and default_ulimits within this machine's hard limits: without it Podman
@@ -19,6 +20,7 @@ dir=${1:?usage: podman-env.sh DIR [RUNTIME] [--no-ulimits]}
 runtime=${2:-berth-runtime}
 mkdir -p "$dir"/{root,runroot,tmp}
 dir=$(cd "$dir" && pwd)
+cgname=berth-clients-$(basename "$dir")
 if [[ $runtime == */* ]]; then runtime=$(realpath "$runtime"); fi
 {
     echo '[containers]'
@@ -43,6 +45,10 @@ cat >"$dir/podman" <<W
 export CONTAINERS_CONF=$dir/containers.conf
 export CONTAINERS_STORAGE_CONF=$dir/storage.conf
 export CONTAINERS_REGISTRIES_CONF=$dir/registries.conf
+# containers' cgroups go under /$cgname, which cleanup removes
+case "\$1" in
+run | create) verb=\$1; shift; set -- "\$verb" --cgroup-parent /$cgname "\$@" ;;
+esac
 exec podman --root $dir/root --runroot $dir/runroot --tmpdir $dir/tmp \\
     --storage-driver overlay --cgroup-manager cgroupfs --events-backend file \\
     --runtime $runtime "\$@"
@@ -54,6 +60,10 @@ timeout 60 $dir/podman rm -af -t 0 >/dev/null 2>&1
 timeout 60 $dir/podman system reset -f >/dev/null 2>&1
 awk -v d="$dir" '\$5 == d || index(\$5, d "/") == 1 { print \$5 }' /proc/self/mountinfo |
     sort -r | while read -r m; do umount -l "\$m" 2>/dev/null; done
+# the cgroups under our own parent (the runtime removes each container's, not parents)
+for p in /sys/fs/cgroup/$cgname /sys/fs/cgroup/*/$cgname; do
+    [ -d "\$p" ] && find "\$p" -depth -type d -exec rmdir {} + 2>/dev/null
+done
 rm -rf "$dir"
 C
 chmod +x "$dir/podman" "$dir/cleanup"

@@ -6,8 +6,9 @@
 //! its own client environment under a fresh temp dir (`scripts/clients/*-env.sh`: private
 //! storage, state, sockets, cgroupfs driver, no network setup) and tears it all down on
 //! drop, also when the test fails: containers removed, daemons and shims stopped,
-//! mounts under the dir unmounted, the dir removed. A test that gets to its end also
-//! asserts that nothing is left mounted or running under its dir.
+//! mounts under the dir unmounted, the containers' parent cgroup
+//! (`/berth-clients-<dir name>`) and the dir removed. A test that gets to its end also
+//! asserts that nothing is left mounted, running or in a cgroup hierarchy.
 //!
 //! Tests skip LOUDLY (`SKIP: ...` on stderr) when not root or when a client is not
 //! installed; `scripts/install-deps.sh` installs them (podman, docker.io, containerd).
@@ -314,6 +315,24 @@ impl ClientEnv {
             "{}: {} left behind",
             self.kind,
             self.dir.display()
+        );
+        let cg = format!(
+            "berth-clients-{}",
+            self.dir.file_name().unwrap().to_string_lossy()
+        );
+        let left: Vec<String> = fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| h.path().join(&cg))
+            .chain([Path::new("/sys/fs/cgroup").join(&cg)])
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{}: cgroups left behind: {left:?}",
+            self.kind
         );
     }
 }

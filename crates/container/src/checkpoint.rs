@@ -173,6 +173,77 @@ pub struct Descriptor {
     /// True for `--pre-dump` images, which only serve as a parent.
     pub pre_dump: bool,
     pub external_mounts: Vec<ExternalMount>,
+    /// The init's stdio at checkpoint (restore hands it its own in their place).
+    #[serde(default)]
+    pub stdio: Vec<StdioFd>,
+}
+
+/// One of the init's fds 0–2 at checkpoint: files outside the container (runtime's
+/// stdio) are dumped as CRIU external files; restore replaces each, pipes too, with the
+/// restoring runtime's own fd of the same number (`--inherit-fd`), as runc does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StdioFd {
+    pub fd: i32,
+    /// What /proc/PID/fd/N pointed to (informational).
+    pub path: String,
+    /// CRIU's name for the file: `file[mnt_id:ino]`, `tty[rdev:dev]`, `pipe:[ino]`…
+    pub key: String,
+    /// Declared with `--external` at dump (files and ttys; pipes and sockets are not).
+    pub external: bool,
+}
+
+/// The init's stdio as CRIU will name it.
+fn stdio_of(pid: i32) -> Vec<StdioFd> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        let path = target.to_string_lossy().into_owned();
+        let (key, external) = if !path.starts_with('/') {
+            (path.clone(), false) // pipe:[ino], socket:[ino], anon_inode:...
+        } else {
+            let Ok(meta) = std::fs::metadata(&link) else {
+                continue;
+            };
+            if path.starts_with("/dev/pts/") {
+                (format!("tty[{:x}:{:x}]", meta.rdev(), meta.dev()), true)
+            } else {
+                let Some(mnt_id) = fd_mnt_id(pid, fd) else {
+                    continue;
+                };
+                (format!("file[{mnt_id:x}:{:x}]", meta.ino()), true)
+            }
+        };
+        out.push(StdioFd {
+            fd,
+            path,
+            key,
+            external,
+        });
+    }
+    out
+}
+
+fn fd_mnt_id(pid: i32, fd: i32) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Each key once (fds 1 and 2 often share a file), first fd first.
+fn unique_keys(stdio: &[StdioFd], only_external: bool) -> Vec<(i32, String)> {
+    let mut out: Vec<(i32, String)> = Vec::new();
+    for s in stdio {
+        if (!only_external || s.external) && !out.iter().any(|(_, k)| *k == s.key) {
+            out.push((s.fd, s.key.clone()));
+        }
+    }
+    out
 }
 
 impl Descriptor {
@@ -311,6 +382,7 @@ impl Runtime {
             Vec::new()
         };
         let external = external_mounts(&spec, &cgroup_mounts);
+        let stdio = stdio_of(st.pid);
         let images = absolute(&opts.image_path)?;
         make_dir(&images)?;
         let work = match &opts.work_path {
@@ -318,6 +390,11 @@ impl Runtime {
             None => images.clone(),
         };
         make_dir(&work)?;
+        if (opts.pre_dump || opts.parent_path.is_some()) && !criu.has_feature("mem_dirty_track") {
+            return Err(CheckpointError::Unsupported(
+                "--pre-dump and --parent-path need memory dirty tracking, which this kernel lacks (`criu check --feature mem_dirty_track` fails: no soft-dirty bits)".into(),
+            ));
+        }
         if let Some(parent) = &opts.parent_path {
             let resolved = images.join(parent);
             if !resolved.join(DESCRIPTOR).is_file() {
@@ -336,6 +413,10 @@ impl Runtime {
             leave_running: opts.leave_running,
             parent: opts.parent_path.clone(),
             external_mounts: external.iter().map(|m| m.key().to_string()).collect(),
+            external_files: unique_keys(&stdio, true)
+                .into_iter()
+                .map(|(_, k)| k)
+                .collect(),
             flags: opts.flags.clone(),
         };
         criu.run(plan.action(), &plan.args(), &work)?;
@@ -346,6 +427,7 @@ impl Runtime {
             created: state::now_rfc3339(),
             pre_dump: opts.pre_dump,
             external_mounts: external,
+            stdio,
         }
         .save(&images)?;
         if !opts.pre_dump && !opts.leave_running {
@@ -492,6 +574,7 @@ impl Runtime {
             pid_file: pid_file.clone(),
             cgroup_root: cgroup_path.to_string(),
             external_mounts: external,
+            inherit_fds: unique_keys(&descriptor.stdio, false),
             flags: opts.flags.clone(),
         };
         let ran = criu.run(criu::Action::Restore, &plan.args(), &work);
@@ -706,6 +789,12 @@ mod tests {
             pre_dump: false,
             external_mounts: vec![ExternalMount::Bind {
                 destination: "/data".into(),
+            }],
+            stdio: vec![StdioFd {
+                fd: 1,
+                path: "/tmp/out".into(),
+                key: "file[18:2a]".into(),
+                external: true,
             }],
         };
         d.save(dir.path()).unwrap();

@@ -241,6 +241,17 @@ impl Criu {
         Ok(criu)
     }
 
+    /// `criu check --feature NAME`: whether this kernel and criu have that feature.
+    pub fn has_feature(&self, name: &str) -> bool {
+        Command::new(&self.binary)
+            .args(["check", "--feature", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// `criu check`: the kernel and this criu can checkpoint at all.
     fn check(&self) -> Result<(), CheckpointError> {
         let out = Command::new(&self.binary)
