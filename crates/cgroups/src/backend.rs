@@ -118,6 +118,19 @@ pub(crate) trait Backend {
     fn mounts(&self) -> Vec<ContainerCgroupMount>;
     /// cgroup.kill, where the kernel has it.
     fn kill_file(&self) -> Option<PathBuf>;
+    /// The cgroup2 directory, for the cgroup2 backend.
+    fn unified_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
+}
+
+/// The directory a child can be cloned straight into (CLONE_INTO_CGROUP): only when
+/// the whole cgroup is one cgroup2 directory.
+pub(crate) fn clone_into_dir(bs: &[&dyn Backend]) -> Option<PathBuf> {
+    match bs {
+        [only] => only.unified_dir().map(std::path::Path::to_path_buf),
+        _ => None,
+    }
 }
 
 pub(crate) fn create(bs: &[&dyn Backend]) -> Result<(), CgroupError> {
@@ -310,6 +323,9 @@ macro_rules! impl_cgroup_manager {
             }
             fn cgroups_path(&self) -> &str {
                 &self.cgroups_path
+            }
+            fn clone_into_dir(&self) -> Option<std::path::PathBuf> {
+                $crate::backend::clone_into_dir(&self.backends())
             }
         }
     };

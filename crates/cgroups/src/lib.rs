@@ -103,6 +103,11 @@ pub trait CgroupManager: Send + Sync {
     fn layout(&self) -> Layout;
     /// The cgroups path it was made for ("/berth/<id>").
     fn cgroups_path(&self) -> &str;
+    /// On a pure cgroup2 host, the container's cgroup directory: a child can be created
+    /// in it with clone3(CLONE_INTO_CGROUP), which skips the migration that writing
+    /// cgroup.procs costs (the cgroup_threadgroup_rwsem write side waits for an RCU
+    /// grace period). None where v1 hierarchies need cgroup.procs writes anyway.
+    fn clone_into_dir(&self) -> Option<PathBuf>;
 }
 
 /// Manager for the cgroup at `cgroups_path` (an absolute `linux.cgroupsPath`, or the

@@ -238,6 +238,9 @@ fn apply_hugetlb(dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
 }
 
 impl Backend for V2Manager {
+    fn unified_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
     fn has(&self, g: Group) -> bool {
         match g {
             Group::Cpuset => self.owns("cpuset"),

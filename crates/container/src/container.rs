@@ -209,7 +209,7 @@ impl Runtime {
             cgroup_path: cgroup_path.to_string(),
             own_pid_ns: namespaces.creates(LinuxNamespaceType::Pid),
         };
-        dir.save(&st)?;
+        dir.save_transient(&st)?;
         make_fifo(&dir.fifo_path())?;
         let cgroup = berth_cgroups::manager(cgroup_path)?;
         cgroup.create()?;
@@ -255,10 +255,12 @@ impl Runtime {
             s.pid = pid;
             parent::forward_notify_fd(spec, pid, fd, &hook_state_json(&s, Status::Creating))
         };
+        let clone_into = open_clone_into(&*cgroup)?;
         let hooks = parent::ParentHooks {
             run_create_hooks: &run_create_hooks,
             place_in_cgroup: &place,
             forward_notify_fd: &forward,
+            clone_into: clone_into.as_ref().map(std::os::fd::AsFd::as_fd),
         };
         let pid = parent::spawn(&cfg, &hooks, &mut |p| *init_pid = Some(p))?;
         drop(console);
@@ -575,4 +577,24 @@ pub(crate) fn compile_seccomp(
         Some(seccomp) => Ok(Some(berth_seccomp::compile(seccomp)?)),
         None => Ok(None),
     }
+}
+
+/// On a pure cgroup2 host, the container's cgroup directory opened for
+/// clone3(CLONE_INTO_CGROUP).
+pub(crate) fn open_clone_into(
+    cgroup: &dyn berth_cgroups::CgroupManager,
+) -> Result<Option<File>, ContainerError> {
+    let Some(dir) = cgroup.clone_into_dir() else {
+        return Ok(None);
+    };
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir)
+        .map(Some)
+        .map_err(|source| ContainerError::Io {
+            action: "opening cgroup",
+            path: dir,
+            source,
+        })
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::container::{
-    bad_status, compile_seccomp, hook_state_json, load_saved_spec, Runtime, Status,
+    bad_status, compile_seccomp, hook_state_json, load_saved_spec, open_clone_into, Runtime, Status,
 };
 use crate::error::ContainerError;
 use crate::namespaces::Namespaces;
@@ -280,7 +280,13 @@ impl Runtime {
             let state = hook_state_json(&st, Status::Running);
             forward_notify_fd(&spec, pid, fd, &state)
         };
-        let pid = exec::spawn(&cfg, &|p| Ok(cgroup.add_task(p)?), &forward)?;
+        let clone_into = open_clone_into(&*cgroup)?;
+        let pid = exec::spawn(
+            &cfg,
+            clone_into.as_ref().map(std::os::fd::AsFd::as_fd),
+            &|p| Ok(cgroup.add_task(p)?),
+            &forward,
+        )?;
         if let Some(pid_file) = &opts.pid_file {
             state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
         }

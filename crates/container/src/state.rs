@@ -161,6 +161,14 @@ impl ContainerDir {
         write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
     }
 
+    /// Save a transient state (`creating`): atomic against a crashing command (rename),
+    /// but not fsynced — the next `save` replaces it moments later, durably, and a
+    /// create that never got there is cleaned up by `delete`.
+    pub fn save_transient(&self, state: &State) -> Result<(), StateError> {
+        let data = serde_json::to_vec(state).expect("state serialises");
+        write_file(&self.path.join(STATE_FILE), &data, 0o600, false)
+    }
+
     /// Keep the container's config for later commands (hooks at start/delete).
     pub fn save_config(&self, raw: &[u8]) -> Result<(), StateError> {
         write_atomic(&self.path.join(CONFIG_FILE), raw, 0o600)
@@ -180,8 +188,13 @@ impl ContainerDir {
     }
 }
 
-/// Write `data` to `path` so that a reader sees the old or the new content, never a part.
+/// Write `data` to `path` so that a reader sees the old or the new content, never a part,
+/// and the new content survives a crash of the machine (write, fsync, rename).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
+    write_file(path, data, mode, true)
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<(), StateError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -196,7 +209,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), StateErro
             .custom_flags(libc::O_CLOEXEC)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {

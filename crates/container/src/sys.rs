@@ -13,6 +13,78 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The kernel's `struct clone_args` (clone3(2)); libc does not define it for glibc.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    Child,
+    Parent(nix::unistd::Pid),
+}
+
+/// Fork a child that starts life in the cgroup2 directory `cgroup` (clone3 with
+/// CLONE_INTO_CGROUP): no later migration into it is needed.
+///
+/// # Safety
+/// As for fork(2): the caller must be single-threaded, since the child continues
+/// with a copy of the address space and only the calling thread.
+pub unsafe fn fork_into_cgroup(cgroup: std::os::fd::BorrowedFd<'_>) -> Result<Forked, Errno> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 reads `args` (valid for the call, its size passed alongside); with
+    // no stack given the child runs on a copy of ours, like fork; the caller guarantees
+    // there are no other threads.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match Errno::result(r)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(nix::unistd::Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Fork, into `cgroup` when given (see [`fork_into_cgroup`]).
+///
+/// # Safety
+/// The caller must be single-threaded (see fork(2)).
+pub unsafe fn fork_maybe_into(
+    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Forked, Errno> {
+    if let Some(fd) = cgroup {
+        // SAFETY: forwarded from our caller's guarantee.
+        return unsafe { fork_into_cgroup(fd) };
+    }
+    // SAFETY: forwarded from our caller's guarantee.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+    }
+}
+
 /// Mark the calling process non-dumpable, so that processes in the container cannot
 /// open its /proc/PID/exe (the host binary) or ptrace it.
 pub fn set_dumpable(on: bool) -> Result<(), Errno> {

@@ -44,20 +44,27 @@ pub struct ExecConfig<'a> {
 /// pid once it reports Ready (it then execs immediately).
 pub fn spawn(
     cfg: &ExecConfig<'_>,
+    clone_into: Option<std::os::fd::BorrowedFd<'_>>,
     place_in_cgroup: &dyn Fn(i32) -> Result<(), ContainerError>,
     forward_notify_fd: &dyn Fn(i32, i32) -> Result<(), ContainerError>,
 ) -> Result<i32, ContainerError> {
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded here, so the child may run arbitrary code.
-    let child = match unsafe { fork() }.map_err(|e| ContainerError::sys("forking", e))? {
-        ForkResult::Child => {
+    let child = match unsafe { sys::fork_maybe_into(clone_into) }
+        .map_err(|e| ContainerError::sys("forking", e))?
+    {
+        sys::Forked::Child => {
             drop(ours);
             intermediate(theirs, cfg)
         }
-        ForkResult::Parent { child } => child,
+        sys::Forked::Parent(child) => child,
     };
     drop(theirs);
-    let result = place_in_cgroup(child.as_raw()).and_then(|()| drive(&ours, forward_notify_fd));
+    let placed = match clone_into {
+        Some(_) => Ok(()),
+        None => place_in_cgroup(child.as_raw()),
+    };
+    let result = placed.and_then(|()| drive(&ours, forward_notify_fd));
     if result.is_err() {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
     }

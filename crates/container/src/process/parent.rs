@@ -2,21 +2,26 @@
 //! init reports Ready.
 
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use super::{intermediate, InitConfig};
 use crate::channel::{self, Channel, Message};
 use crate::error::ContainerError;
 use crate::hooks;
+use crate::sys::{self, Forked};
 use crate::userns;
 
 /// What the parent needs besides the init's configuration.
 pub struct ParentHooks<'a> {
     /// Runs the runtime-side create hooks given the init pid; returns the state JSON.
     pub run_create_hooks: &'a dyn Fn(i32) -> Result<String, ContainerError>,
-    /// Places the intermediate process in the container's cgroup.
+    /// Places the intermediate process in the container's cgroup (when it was not
+    /// cloned straight into it).
     pub place_in_cgroup: &'a dyn Fn(i32) -> Result<(), ContainerError>,
+    /// The container's cgroup2 directory on a pure v2 host: the intermediate is cloned
+    /// into it.
+    pub clone_into: Option<std::os::fd::BorrowedFd<'a>>,
     /// Hands the init's seccomp notify fd (pid, fd number in its table) to the listener.
     pub forward_notify_fd: &'a dyn Fn(i32, i32) -> Result<(), ContainerError>,
 }
@@ -30,12 +35,14 @@ pub fn spawn(
 ) -> Result<i32, ContainerError> {
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded here, so the child may run arbitrary code.
-    let child = match unsafe { fork() }.map_err(|e| ContainerError::sys("forking", e))? {
-        ForkResult::Child => {
+    let child = match unsafe { sys::fork_maybe_into(parent.clone_into) }
+        .map_err(|e| ContainerError::sys("forking", e))?
+    {
+        Forked::Child => {
             drop(ours);
             intermediate::run(theirs, cfg)
         }
-        ForkResult::Parent { child } => child,
+        Forked::Parent(child) => child,
     };
     drop(theirs);
     let result = drive(&ours, cfg.spec, child, parent, on_pid);
@@ -54,7 +61,9 @@ fn drive(
     parent: &ParentHooks<'_>,
     on_pid: &mut dyn FnMut(i32),
 ) -> Result<i32, ContainerError> {
-    (parent.place_in_cgroup)(intermediate.as_raw())?;
+    if parent.clone_into.is_none() {
+        (parent.place_in_cgroup)(intermediate.as_raw())?;
+    }
     ch.send(&Message::Proceed)?;
     let mut init_pid = None;
     loop {
