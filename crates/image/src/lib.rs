@@ -1,0 +1,1 @@
+//! Images: a content-addressed blob store and a registry client (OCI distribution).

@@ -1,0 +1,1 @@
+//! Snapshots: image layers unpacked once each, mounted as overlayfs for containers.
