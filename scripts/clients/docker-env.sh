@@ -7,7 +7,8 @@
 #   DIR/docker run --runtime berth --network none --rm localhost/berth-busybox echo hi
 #   DIR/cleanup                   # remove containers, stop dockerd, unmount, rm -rf DIR
 #
-# The host network is never touched: --bridge none, --iptables=false,
+# The host network is never touched: --bridge none, --iptables=false, --ip-forward=false
+# (dockerd turns net.ipv4.ip_forward on otherwise),
 # --ip6tables=false, --ip-masq=false, no userland proxy; containers use
 # --network none. The cgroup driver is cgroupfs (berth refuses --systemd-cgroup), and
 # containers' cgroups go under /berth-clients-<DIR's name> (removed by cleanup);
@@ -64,7 +65,8 @@ TMPDIR=$dir/tmp setsid dockerd \
     --config-file "$dir/daemon.json" \
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
     -H "unix://$dir/docker.sock" \
-    --bridge none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \
+    --bridge none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
+    --userland-proxy=false \
     --storage-driver overlay2 --exec-opt native.cgroupdriver=cgroupfs \
     --add-runtime "berth=$runtime" --cgroup-parent "/$cgname" \
     --log-level "${DOCKERD_LOG_LEVEL:-info}" \

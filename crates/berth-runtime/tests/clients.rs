@@ -487,7 +487,14 @@ fn docker_run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn docker_run_tty_exec_pause() {
     require!("dockerd", "containerd", "containerd-shim-runc-v2", "script");
+    let ip_forward = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let forward_before = ip_forward();
     let env = ClientEnv::start("docker", &[]);
+    assert_eq!(
+        ip_forward(),
+        forward_before,
+        "dockerd changed the host's ip_forward"
+    );
     env.tool(
         "docker",
         &docker_run(&["--rm", IMAGE, "echo", "hello from berth"]),
