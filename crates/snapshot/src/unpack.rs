@@ -7,8 +7,19 @@
 //! followed: an entry below it (`a/passwd`) fails the whole layer. Symlinks themselves,
 //! absolute ones included, are created as they are.
 //!
+//! Extended attributes come from PAX `SCHILY.xattr.*` records, except overlayfs's own
+//! `trusted.overlay.*`, which are dropped (with a warning): only the opaque marker
+//! sets one. Symlinks get no xattrs. Owners are set with lchown, then the mode (so
+//! set-id bits survive), then xattrs, then the mtime (access times are left alone).
+//!
+//! Refused: entry paths and hard-link targets that are absolute or contain `..`,
+//! writes (and hard-link targets) through a symlink, char and block devices (policy), GNU sparse files and
+//! other exotic types, and layers beyond [`Limits`]. Skipped: aufs bookkeeping
+//! (`.wh..wh.plnk`…). Not handled: PAX sub-second and over-range times (the header's
+//! whole seconds are used).
+//!
 //! On error the layer is abandoned half-written: `dest` is left for the caller to
-//! delete (the snapshotter removes the whole active snapshot).
+//! delete (with the snapshotter, `remove` the active snapshot it was unpacked into).
 
 use std::cell::Cell;
 use std::ffi::OsStr;
@@ -34,6 +45,8 @@ use crate::sys;
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// The OCI opaque marker: `dir/.wh..wh..opq` hides everything below `dir`.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// The namespace of overlayfs's own xattrs, never taken from a layer.
+pub const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
 /// The overlayfs xattr that makes a directory opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -321,6 +334,10 @@ impl Unpacker {
             // The layer root itself ("./"): nothing to create.
             return Ok(());
         };
+        if is_aufs_metadata(&item.rel) {
+            tracing::debug!(entry = %item.entry.display(), "skipping aufs metadata");
+            return Ok(());
+        }
         let parent = self.open_parent(&item.entry, &item.rel)?;
         let pfd = parent.as_fd();
         if let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
@@ -535,11 +552,14 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Directory mtimes last, deepest first, since creating entries changes them.
+    /// Directory mtimes last, deepest first, since creating entries changes them. A
+    /// directory a later entry replaced (by a symlink, say) is skipped.
     fn set_dir_times(&mut self) -> Result<(), UnpackError> {
         let dirs = std::mem::take(&mut self.dir_times);
         for (entry, rel, mtime) in dirs.iter().rev() {
-            let fd = self.open_dir(entry, rel, false)?;
+            let Ok(fd) = self.open_dir(entry, rel, false) else {
+                continue;
+            };
             let (atime, mtime) = times(*mtime);
             futimens(fd.as_fd(), &atime, &mtime)
                 .map_err(|e| write_err(entry, "setting directory mtime", e))?;
@@ -566,6 +586,12 @@ fn decode<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Item, UnpackError> {
             let ext = ext.map_err(UnpackError::Read)?;
             let Ok(key) = ext.key() else { continue };
             if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                    // Only whiteouts may make overlay objects: a layer's own
+                    // trusted.overlay.* (redirect, metacopy…) would steer overlayfs.
+                    tracing::warn!(entry = %raw.display(), xattr = name, "dropping overlay xattr");
+                    continue;
+                }
                 xattrs.push((name.to_owned(), ext.value_bytes().to_owned()));
             } else if key == "uid" {
                 uid = parse_id(ext.value_bytes()).unwrap_or(uid);
@@ -583,6 +609,13 @@ fn decode<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Item, UnpackError> {
         mtime,
         xattrs,
     })
+}
+
+/// Whether `rel` is, or lies below, an aufs bookkeeping name (`.wh..wh.plnk`…): every
+/// `.wh..wh.` name but the opaque marker.
+fn is_aufs_metadata(rel: &Path) -> bool {
+    rel.iter()
+        .any(|c| c.as_bytes().starts_with(b".wh..wh.") && c != OsStr::new(OPAQUE_MARKER))
 }
 
 fn parse_id(bytes: &[u8]) -> Option<u64> {

@@ -81,6 +81,7 @@ impl Layer {
         self.append(Self::header(kind, path, 0o644), b"")
     }
 
+    /// A file `path` containing `x`, with one PAX xattr.
     fn xattr_file(mut self, path: &str, key: &str, value: &[u8]) -> Self {
         let pax = [(format!("SCHILY.xattr.{key}"), value)];
         self.0
@@ -191,6 +192,8 @@ fn whiteouts_become_overlay_objects() {
         .dir("var/cache/", 0o755)
         .file("var/cache/.wh..wh..opq", b"", 0o644)
         .file("var/cache/new", b"n", 0o644)
+        .dir(".wh..wh.plnk", 0o700)
+        .file(".wh..wh.plnk/1.2", b"aufs", 0o644)
         .bytes();
     let dest = tempfile::tempdir().unwrap();
     let stats = unpack(&layer, dest.path()).unwrap();
@@ -205,6 +208,11 @@ fn whiteouts_become_overlay_objects() {
     );
     assert!(!dest.path().join("var/cache/.wh..wh..opq").exists());
     assert!(dest.path().join("var/cache/new").exists());
+    let top: Vec<_> = fs::read_dir(dest.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(top.len(), 2, "aufs metadata unpacked: {top:?}");
 }
 
 /// Unpack a hostile layer next to a sentinel host directory: the layer must fail, and
@@ -311,6 +319,51 @@ fn rejects_writes_through_symlinks() {
         },
         through_symlink,
     );
+}
+
+#[test]
+fn replaces_a_symlink_instead_of_writing_through_it() {
+    if !is_root() {
+        return;
+    }
+    let sandbox = tempfile::tempdir().unwrap();
+    let host = sandbox.path().join("host");
+    let dest = sandbox.path().join("dest");
+    fs::create_dir_all(&host).unwrap();
+    fs::create_dir_all(&dest).unwrap();
+    let target = format!("{}/f", host.display());
+    let layer = Layer::new()
+        .symlink("f", &target)
+        .file("f", b"mine", 0o644)
+        .symlink("d", host.to_str().unwrap())
+        .dir("d", 0o755)
+        .symlink("p", &target)
+        .node(EntryType::Fifo, "p")
+        .symlink("s", &target)
+        .hardlink("h", "s")
+        .bytes();
+    unpack(&layer, &dest).unwrap();
+    assert_eq!(fs::read_dir(&host).unwrap().count(), 0);
+    assert!(fs::symlink_metadata(dest.join("f")).unwrap().is_file());
+    assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
+    assert!(fs::symlink_metadata(dest.join("p"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+#[test]
+fn drops_overlay_xattrs_from_the_layer() {
+    if !is_root() {
+        return;
+    }
+    let layer = Layer::new()
+        .xattr_file("f", "trusted.overlay.redirect", b"/etc")
+        .bytes();
+    let dest = tempfile::tempdir().unwrap();
+    unpack(&layer, dest.path()).unwrap();
+    let got = lgetxattr(&dest.path().join("f"), "trusted.overlay.redirect").unwrap();
+    assert_eq!(got, None);
 }
 
 #[test]
