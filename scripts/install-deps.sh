@@ -26,6 +26,8 @@ PACKAGES=(
     # with conmon, dockerd + containerd + the runc v2 shim, image tools; `script` is in
     # util-linux (essential)
     podman conmon docker.io containerd skopeo umoci uidmap
+    # a real registry on 127.0.0.1 for the image crate's tests
+    docker-registry
 )
 
 missing=()

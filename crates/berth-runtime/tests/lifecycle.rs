@@ -87,12 +87,13 @@ fn wait_child(child: &mut Child, timeout: Duration) -> ExitStatus {
     }
 }
 
-/// The last line of `text` that parses as a JSON object from its first `{` (pty output
-/// has `\r\n`, and may carry echoed control characters before it).
+/// The last line of `text` that parses as a JSON object from its first `{` to its last
+/// `}` (pty output has `\r\n`, and may carry echoed control characters around it).
 fn last_json(text: &str) -> Value {
     text.lines()
         .rev()
-        .filter_map(|l| l.find('{').map(|i| l[i..].trim()))
+        // Echoed control characters (e.g. `^@`) may also trail the object on its line.
+        .filter_map(|l| Some(&l[l.find('{')?..=l.rfind('}')?]))
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no JSON line in:\n{text}"))
 }

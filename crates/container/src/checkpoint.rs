@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::container::{bad_status, Runtime, Status, OCI_VERSION};
 use crate::error::ContainerError;
 use crate::namespaces::Namespaces;
-use crate::state::{self, ContainerDir, Phase, State, StateError};
+use crate::state::{self, ContainerDir, StateError};
 use crate::{container, id, spec, sys};
 
 pub use criu::{CgroupsMode, CommonFlags};
@@ -541,21 +541,8 @@ impl Runtime {
     ) -> Result<(), CheckpointError> {
         let spec = &loaded.spec;
         dir.save_config(&loaded.raw)?;
-        let me = sys::proc_stat(std::process::id() as i32);
-        let mut st = State {
-            oci_version: OCI_VERSION.into(),
-            id: opts.id.clone(),
-            phase: Phase::Creating,
-            pid: std::process::id() as i32,
-            pid_start_time: me.map(|s| s.start_time).unwrap_or(0),
-            bundle: loaded.bundle.clone(),
-            rootfs: loaded.rootfs.clone(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            created: state::now_rfc3339(),
-            cgroup_path: cgroup_path.to_string(),
-            own_pid_ns: Namespaces::from_spec(spec).creates(LinuxNamespaceType::Pid),
-        };
-        dir.save(&st)?;
+        let mut st = container::creating_state(&opts.id, loaded, cgroup_path);
+        dir.save_transient(&st)?;
         let cgroup = berth_cgroups::manager(cgroup_path)?;
         cgroup.create()?;
         cgroup.apply(&container::create_resources(spec))?;
@@ -591,11 +578,7 @@ impl Runtime {
             source: std::io::ErrorKind::NotFound.into(),
         })?;
         let _ = std::fs::remove_file(&pid_file);
-        st.phase = Phase::Created;
-        st.pid = pid;
-        st.pid_start_time = sys::proc_stat(pid)
-            .map(|s| s.start_time)
-            .ok_or_else(|| ContainerError::Init("the restored init exited at once".into()))?;
+        container::mark_created(&mut st, pid)?;
         dir.save(&st)?;
         if let Some(f) = &opts.pid_file {
             state::write_atomic(f, pid.to_string().as_bytes(), 0o644)?;

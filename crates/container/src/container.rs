@@ -195,20 +195,7 @@ impl Runtime {
         let spec = &loaded.spec;
         dir.save_config(&loaded.raw)?;
         let namespaces = Namespaces::from_spec(spec);
-        let me = sys::proc_stat(std::process::id() as i32);
-        let mut st = State {
-            oci_version: OCI_VERSION.into(),
-            id: opts.id.clone(),
-            phase: Phase::Creating,
-            pid: std::process::id() as i32,
-            pid_start_time: me.map(|s| s.start_time).unwrap_or(0),
-            bundle: loaded.bundle.clone(),
-            rootfs: loaded.rootfs.clone(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            created: state::now_rfc3339(),
-            cgroup_path: cgroup_path.to_string(),
-            own_pid_ns: namespaces.creates(LinuxNamespaceType::Pid),
-        };
+        let mut st = creating_state(&opts.id, loaded, cgroup_path);
         dir.save_transient(&st)?;
         make_fifo(&dir.fifo_path())?;
         let cgroup = berth_cgroups::manager(cgroup_path)?;
@@ -264,11 +251,7 @@ impl Runtime {
         };
         let pid = parent::spawn(&cfg, &hooks, &mut |p| *init_pid = Some(p))?;
         drop(console);
-        st.phase = Phase::Created;
-        st.pid = pid;
-        st.pid_start_time = sys::proc_stat(pid)
-            .map(|s| s.start_time)
-            .ok_or_else(|| ContainerError::Init("the init exited during create".into()))?;
+        mark_created(&mut st, pid)?;
         dir.save(&st)?;
         if let Some(pid_file) = &opts.pid_file {
             state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
@@ -597,4 +580,33 @@ pub(crate) fn open_clone_into(
             path: dir,
             source,
         })
+}
+
+/// The record of a container being created: the creating command's pid stands in for
+/// the init until there is one (so a crashed create reads as stopped).
+pub(crate) fn creating_state(id: &str, loaded: &spec::LoadedSpec, cgroup_path: &str) -> State {
+    let me = std::process::id() as i32;
+    State {
+        oci_version: OCI_VERSION.into(),
+        id: id.to_string(),
+        phase: Phase::Creating,
+        pid: me,
+        pid_start_time: sys::proc_stat(me).map(|s| s.start_time).unwrap_or(0),
+        bundle: loaded.bundle.clone(),
+        rootfs: loaded.rootfs.clone(),
+        annotations: loaded.spec.annotations().clone().unwrap_or_default(),
+        created: state::now_rfc3339(),
+        cgroup_path: cgroup_path.to_string(),
+        own_pid_ns: Namespaces::from_spec(&loaded.spec).creates(LinuxNamespaceType::Pid),
+    }
+}
+
+/// Record `pid` as the container's init, with its start time.
+pub(crate) fn mark_created(st: &mut State, pid: i32) -> Result<(), ContainerError> {
+    st.phase = Phase::Created;
+    st.pid = pid;
+    st.pid_start_time = sys::proc_stat(pid)
+        .map(|s| s.start_time)
+        .ok_or_else(|| ContainerError::Init(format!("the init (pid {pid}) exited at once")))?;
+    Ok(())
 }

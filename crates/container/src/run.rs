@@ -282,13 +282,22 @@ fn write_all(to: BorrowedFd<'_>, mut data: &[u8]) -> bool {
     true
 }
 
-/// Copy whatever output the pty still holds after the process exited.
+/// Copy whatever output the pty still holds after the process exited. The tty layer
+/// pushes the last writes to the master asynchronously, so read until EIO (every
+/// slave closed and the buffer empty), waiting briefly for data still on its way.
 fn drain(master: BorrowedFd<'_>, to: BorrowedFd<'_>) {
-    let _ = nix::fcntl::fcntl(
-        master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    while pump(master, to) {}
+    loop {
+        let mut fds = [PollFd::new(master, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(200u8)) {
+            Ok(n) if n > 0 => {
+                if !pump(master, to) {
+                    return;
+                }
+            }
+            Err(nix::Error::EINTR) => {}
+            _ => return,
+        }
+    }
 }
 
 /// Reap every exited child; the init's exit code if it was among them.

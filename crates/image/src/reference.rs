@@ -284,8 +284,9 @@ impl FromStr for Reference {
     }
 }
 
-/// Docker's rule: the first component is a registry if it has a '.' or ':' or is
-/// `localhost`, and is not all-lowercase-free of them; otherwise the name is on Docker Hub.
+/// Docker's rule: the first of several components is a registry if it has a '.'
+/// or ':' (or '[' of an IPv6 address), is `localhost`, or has an uppercase letter;
+/// otherwise the whole name is a repository on Docker Hub.
 fn split_registry(name: &str) -> (&str, &str) {
     match name.split_once('/') {
         Some((first, rest))
@@ -386,6 +387,8 @@ mod tests {
         assert_eq!(r.manifest_ref(), D);
         assert_eq!(r.to_string(), format!("127.0.0.1:5000/x@{D}"));
         assert_eq!(r.api_host(), "127.0.0.1:5000");
+        assert_eq!(r.with_tag("v2").unwrap().to_string(), "127.0.0.1:5000/x:v2");
+        assert!(r.with_tag("bad tag").is_err());
         assert_eq!(
             parts("a.b-c/d__e/f-g.h_i"),
             p("a.b-c", "d__e/f-g.h_i", Some("latest"), None)

@@ -189,6 +189,23 @@ impl BlobStore {
         }
     }
 
+    /// Re-hashes a stored blob (for `fsck`-like checks); Ok if it matches its name.
+    pub fn verify(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.path(digest);
+        let mut file = self.open_blob(digest)?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(io_err("reading blob", &path))?;
+        let got = Digest::from_hasher(hasher);
+        if &got == digest {
+            Ok(())
+        } else {
+            Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                got,
+            })
+        }
+    }
+
     /// Removes the blob; returns whether it was there.
     pub fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {
         let path = self.path(digest);
@@ -523,6 +540,20 @@ mod tests {
         assert_eq!(fs::read(store.path(&digest)).unwrap(), *data);
         assert_eq!(store.list().unwrap(), vec![digest]);
         assert!(ingest_is_empty(&store));
+    }
+
+    #[test]
+    fn present_blob_is_not_read_again_and_verify_spots_rot() {
+        let (_d, store) = store();
+        let digest = store.put_bytes(b"kept").unwrap();
+        let outcome = store.put(&digest, 4, FailingReader { left: 0 }).unwrap();
+        assert_eq!(outcome, PutOutcome::AlreadyPresent);
+        store.verify(&digest).unwrap();
+        fs::write(store.path(&digest), b"rot!").unwrap();
+        assert!(matches!(
+            store.verify(&digest),
+            Err(StoreError::DigestMismatch { .. })
+        ));
     }
 
     #[test]
