@@ -541,11 +541,11 @@ impl Runtime {
     ) -> Result<(), CheckpointError> {
         let spec = &loaded.spec;
         dir.save_config(&loaded.raw)?;
-        let mut st = container::creating_state(&opts.id, loaded, cgroup_path);
+        let mut st = crate::create::creating_state(&opts.id, loaded, cgroup_path);
         dir.save_transient(&st)?;
         let cgroup = berth_cgroups::manager(cgroup_path)?;
         cgroup.create()?;
-        cgroup.apply(&container::create_resources(spec))?;
+        cgroup.apply(&crate::create::create_resources(spec))?;
         let external = map_external_mounts(descriptor, loaded, cgroup.as_ref())?;
         let work = match &opts.work_path {
             Some(w) => absolute(w)?,
@@ -578,7 +578,7 @@ impl Runtime {
             source: std::io::ErrorKind::NotFound.into(),
         })?;
         let _ = std::fs::remove_file(&pid_file);
-        container::mark_created(&mut st, pid)?;
+        crate::create::mark_created(&mut st, pid)?;
         dir.save(&st)?;
         if let Some(f) = &opts.pid_file {
             state::write_atomic(f, pid.to_string().as_bytes(), 0o644)?;

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use crate::container::{
-    bad_status, compile_seccomp, hook_state_json, load_saved_spec, open_clone_into, Runtime, Status,
-};
+use crate::container::{bad_status, hook_state_json, load_saved_spec, Runtime, Status};
+use crate::create::{compile_seccomp, open_clone_into};
 use crate::error::ContainerError;
 use crate::namespaces::Namespaces;
 use crate::process::exec::{self, ExecConfig};

@@ -7,6 +7,7 @@ pub mod channel;
 pub mod checkpoint;
 pub mod console;
 pub mod container;
+pub mod create;
 pub mod creds;
 pub mod error;
 pub mod exec;
