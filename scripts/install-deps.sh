@@ -28,6 +28,9 @@ PACKAGES=(
     podman conmon docker.io containerd skopeo umoci uidmap
     # a real registry on 127.0.0.1 for the image crate's tests
     docker-registry
+    # micro-VMs (crates/vm): QEMU microvm, qemu-img for the overlays, mkfs.ext4 -d
+    # (the kernel comes from scripts/fetch-kernel.sh)
+    qemu-system-x86 qemu-utils e2fsprogs xz-utils
 )
 
 missing=()

@@ -1,0 +1,117 @@
+//! Bringing the guest up and down: mounts, kernel modules, the root disk, power off.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_guest_agent::protocol::MODULE_LIST;
+use nix::mount::{mount, MsFlags};
+
+use crate::error::AgentError;
+
+/// Where the root disk is mounted before the command is chrooted into it.
+pub const NEW_ROOT: &str = "/newroot";
+/// The root disk (the first virtio-blk device).
+const ROOT_DISK: &str = "/dev/vda";
+
+fn sys<T>(what: impl Into<String>, r: nix::Result<T>) -> Result<T, AgentError> {
+    r.map_err(|source| AgentError::Sys {
+        what: what.into(),
+        source,
+    })
+}
+
+fn mount_fs(fstype: &str, target: &str, flags: MsFlags) -> Result<(), AgentError> {
+    let _ = std::fs::create_dir_all(target);
+    sys(
+        format!("mounting {fstype} at {target}"),
+        mount(Some(fstype), target, Some(fstype), flags, None::<&str>),
+    )
+}
+
+/// Mounts /proc, /sys and /dev (devtmpfs) in the initramfs.
+pub fn early_mounts() -> Result<(), AgentError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    mount_fs("proc", "/proc", flags)?;
+    mount_fs("sysfs", "/sys", flags)?;
+    mount_fs("devtmpfs", "/dev", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)
+}
+
+/// Loads the modules listed in [`MODULE_LIST`], in order (dependencies first).
+pub fn load_modules() -> Result<(), AgentError> {
+    let list = std::fs::read_to_string(MODULE_LIST).map_err(|source| AgentError::Io {
+        what: format!("reading {MODULE_LIST}"),
+        source,
+    })?;
+    for path in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let file = File::open(path).map_err(|source| AgentError::Io {
+            what: format!("opening module {path}"),
+            source,
+        })?;
+        let params = CString::default();
+        match nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty()) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(source) => {
+                return Err(AgentError::Sys {
+                    what: format!("loading module {path}"),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Polls until `path` exists (devices appear asynchronously after their module loads).
+pub fn wait_for(path: &Path, what: &str) -> Result<(), AgentError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        if Instant::now() > deadline {
+            return Err(AgentError::Timeout(what.to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Mounts the root disk at [`NEW_ROOT`] (ext4 read-write — the host gives each VM its
+/// own copy-on-write overlay — or erofs read-only), with /proc, /sys and /dev inside.
+pub fn mount_root() -> Result<(), AgentError> {
+    wait_for(Path::new(ROOT_DISK), ROOT_DISK)?;
+    let _ = std::fs::create_dir_all(NEW_ROOT);
+    let ext4 = mount(
+        Some(ROOT_DISK),
+        NEW_ROOT,
+        Some("ext4"),
+        MsFlags::empty(),
+        None::<&str>,
+    );
+    if let Err(e) = ext4 {
+        let erofs = mount(
+            Some(ROOT_DISK),
+            NEW_ROOT,
+            Some("erofs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        );
+        sys(format!("mounting {ROOT_DISK} (ext4: {e}; erofs)"), erofs)?;
+    }
+    for (fstype, dir) in [("proc", "proc"), ("sysfs", "sys"), ("devtmpfs", "dev")] {
+        let target = format!("{NEW_ROOT}/{dir}");
+        if Path::new(&target).is_dir() {
+            mount_fs(fstype, &target, MsFlags::MS_NOSUID)?;
+        }
+    }
+    Ok(())
+}
+
+/// Syncs and powers the guest off; QEMU then exits. Never returns.
+pub fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // QEMU runs with -no-reboot: a restart ends it too.
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+    // Exiting PID 1 panics the kernel, and panic=-1 with -no-reboot ends QEMU.
+    std::process::exit(1)
+}

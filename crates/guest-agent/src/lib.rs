@@ -1,0 +1,24 @@
+//! The protocol between berth's host side (`berth-vm`) and the guest agent, the `/init`
+//! of every micro-VM. The binary (`main.rs`) is built static and put in the initramfs;
+//! this library holds only the message types, so the host can share them.
+//!
+//! One JSON object per line on the virtio-console port named [`CONTROL_PORT`]:
+//!
+//! ```text
+//! host                                   guest agent (PID 1)
+//! ────                                   ───────────────────
+//!                                        mount /proc /sys /dev, load modules,
+//!                                        find ports and /dev/vda
+//!                              ◀──────── Ready
+//! Run(RunRequest) ───────────▶           mount the root disk, chroot, spawn
+//!                              ◀──────── Started { pid }
+//! Signal(n) ─────────────────▶           kill(pid, n)            (any number)
+//!                              ◀──────── Exited(status) | Error(text)
+//!                                        power off
+//! ```
+//!
+//! The command's stdout and stderr go to the ports [`STDOUT_PORT`] and [`STDERR_PORT`].
+
+pub mod protocol;
+
+pub use protocol::{ExitStatus, GuestMessage, HostMessage, RunRequest};

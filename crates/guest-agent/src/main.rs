@@ -1,0 +1,89 @@
+//! `/init` of berth's micro-VMs (PID 1): prepares the guest, serves one run request on
+//! the control port, reports how the command ended and powers off. See the library docs
+//! for the protocol. Every failure is reported on the control port when it is open, and
+//! logged on the console (the first serial port) in any case; the guest then powers off.
+
+mod boot;
+mod command;
+mod error;
+mod ports;
+
+use std::io::{BufRead, BufReader, Write};
+
+use berth_guest_agent::protocol::{GuestMessage, HostMessage, CONTROL_PORT};
+
+use crate::error::AgentError;
+
+fn main() {
+    if let Err(e) = boot::early_mounts().and_then(|()| boot::load_modules()) {
+        log(&format!("berth-guest-agent: {e}"));
+        boot::power_off();
+    }
+    let mut control = match ports::open(CONTROL_PORT) {
+        Ok(f) => f,
+        Err(e) => {
+            log(&format!("berth-guest-agent: {e}"));
+            boot::power_off();
+        }
+    };
+    let report = match serve(&control) {
+        Ok(status) => GuestMessage::Exited(status),
+        Err(e) => {
+            log(&format!("berth-guest-agent: {e}"));
+            GuestMessage::Error(e.to_string())
+        }
+    };
+    let _ = control.write_all(report.to_line().as_bytes());
+    let _ = control.flush();
+    boot::power_off();
+}
+
+/// Says Ready, takes the run request, runs it and returns how it ended.
+fn serve(control: &std::fs::File) -> Result<berth_guest_agent::ExitStatus, AgentError> {
+    let mut writer = control;
+    writer
+        .write_all(GuestMessage::Ready.to_line().as_bytes())
+        .map_err(|source| AgentError::Control { source })?;
+    let mut reader = BufReader::new(
+        control
+            .try_clone()
+            .map_err(|source| AgentError::Control { source })?,
+    );
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|source| AgentError::Control { source })?;
+    let request = match serde_json::from_str::<HostMessage>(&line) {
+        Ok(HostMessage::Run(r)) => r,
+        Ok(other) => return Err(AgentError::Protocol(format!("expected run, got {other:?}"))),
+        Err(e) => {
+            return Err(AgentError::Protocol(format!(
+                "parsing the run request: {e}"
+            )))
+        }
+    };
+    if let Some(name) = &request.hostname {
+        nix::unistd::sethostname(name).map_err(|source| AgentError::Sys {
+            what: "setting the hostname".into(),
+            source,
+        })?;
+    }
+    boot::mount_root()?;
+    let stdout = ports::open(berth_guest_agent::protocol::STDOUT_PORT)?;
+    let stderr = ports::open(berth_guest_agent::protocol::STDERR_PORT)?;
+    let pid = command::spawn(&request, stdout, stderr)?;
+    writer
+        .write_all(
+            GuestMessage::Started { pid: pid.as_raw() }
+                .to_line()
+                .as_bytes(),
+        )
+        .map_err(|source| AgentError::Control { source })?;
+    command::forward_signals(reader, pid);
+    command::wait(pid)
+}
+
+/// Writes a line on the console (stderr, the kernel's /dev/console).
+fn log(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}

@@ -1,0 +1,100 @@
+//! The initramfs: `/init` (the static guest agent), the modules it loads and their list.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use berth_guest_agent::protocol::MODULE_LIST;
+
+use crate::cpio::CpioWriter;
+use crate::kernel::{Kernel, GUEST_MODULES};
+use crate::VmError;
+
+/// FNV-1a, for cache keys (stable across builds, unlike `DefaultHasher`).
+pub(crate) fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The archive for `agent` and `modules` (paths of `.ko` files, in load order).
+pub fn build(agent: &[u8], modules: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut w = CpioWriter::new(Vec::new());
+    for dir in ["dev", "proc", "sys", "newroot", "lib", "lib/modules"] {
+        w.dir(dir, 0o755)?;
+    }
+    // The kernel opens /dev/console for init's stdio before devtmpfs is mounted.
+    w.char_dev("dev/console", 0o600, 5, 1)?;
+    w.file("init", 0o755, agent)?;
+    let mut list = String::new();
+    for (name, data) in modules {
+        let path = format!("lib/modules/{name}");
+        w.file(&path, 0o644, data)?;
+        list.push_str(&format!("/{path}\n"));
+    }
+    w.file(MODULE_LIST.trim_start_matches('/'), 0o644, list.as_bytes())?;
+    w.finish()
+}
+
+/// The initramfs for `kernel` and `agent` in `cache_dir`, built if not there yet
+/// (named by a hash of its content, written to a temp file and renamed).
+pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf, VmError> {
+    let agent_bytes =
+        std::fs::read(agent).map_err(|e| VmError::io(format!("reading {}", agent.display()), e))?;
+    let mut modules = Vec::new();
+    for path in kernel.module_files(GUEST_MODULES)? {
+        let data = std::fs::read(&path)
+            .map_err(|e| VmError::io(format!("reading {}", path.display()), e))?;
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        modules.push((name, data));
+    }
+    let mut key = fnv1a(FNV_START, &agent_bytes);
+    key = fnv1a(key, kernel.version.as_bytes());
+    for (name, data) in &modules {
+        key = fnv1a(fnv1a(key, name.as_bytes()), data);
+    }
+    let path = cache_dir.join(format!("initramfs-{key:016x}.cpio"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| VmError::io(format!("creating {}", cache_dir.display()), e))?;
+    let data =
+        build(&agent_bytes, &modules).map_err(|e| VmError::io("writing the initramfs", e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(cache_dir)
+        .map_err(|e| VmError::io(format!("creating a file in {}", cache_dir.display()), e))?;
+    tmp.write_all(&data)
+        .map_err(|e| VmError::io("writing the initramfs", e))?;
+    tmp.persist(&path)
+        .map_err(|e| VmError::io(format!("renaming to {}", path.display()), e.error))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_lists_modules_in_order() {
+        let mods = vec![
+            ("b.ko".to_owned(), b"B".to_vec()),
+            ("a.ko".to_owned(), b"A".to_vec()),
+        ];
+        let out = build(b"\x7fELF", &mods).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("/lib/modules/b.ko\n/lib/modules/a.ko\n"));
+        assert!(text.contains("init\0"));
+        assert!(out.len().is_multiple_of(4));
+        assert!(text.contains("TRAILER!!!"));
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(FNV_START, b""), FNV_START);
+        assert_eq!(fnv1a(FNV_START, b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,241 @@
+//! The QEMU command line for a microvm, and the choice of accelerator.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use berth_guest_agent::protocol::{CONTROL_PORT, STDERR_PORT, STDOUT_PORT};
+
+/// How QEMU runs the guest's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+    /// QEMU's binary translator: slow but works everywhere.
+    Tcg,
+}
+
+impl Accel {
+    /// `$BERTH_VM_ACCEL` (`kvm` or `tcg`) if set, else KVM when the CPU has vmx/svm and
+    /// /dev/kvm opens read-write, else TCG. (A paravirtual /dev/kvm without vmx/svm, as
+    /// on some cloud hosts, cannot boot stock kernels: it gets TCG.)
+    pub fn detect() -> Self {
+        if let Some(accel) = std::env::var("BERTH_VM_ACCEL")
+            .ok()
+            .and_then(|a| a.parse().ok())
+        {
+            return accel;
+        }
+        let cpu_flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let has_vt = cpu_flags
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+        let kvm_opens = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        if has_vt && kvm_opens {
+            Self::Kvm
+        } else {
+            Self::Tcg
+        }
+    }
+
+    /// `kvm` or `tcg`, as QEMU's `-accel` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kvm => "kvm",
+            Self::Tcg => "tcg",
+        }
+    }
+}
+
+impl std::str::FromStr for Accel {
+    type Err = String;
+
+    /// Parses `kvm` or `tcg` (for a `--accel` option).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kvm" => Ok(Self::Kvm),
+            "tcg" => Ok(Self::Tcg),
+            other => Err(format!(
+                "unknown accelerator {other:?} (expected kvm or tcg)"
+            )),
+        }
+    }
+}
+
+/// The host's TSC frequency in kHz as the kernel measured it (`cpu MHz` of the first
+/// CPU), or 2 GHz: passed as `tsc_early_khz` so the guest does not hang calibrating.
+pub fn tsc_khz() -> u64 {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("cpu MHz")?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+        })
+        .map(|mhz| (mhz * 1000.0) as u64)
+        .filter(|&k| k > 0)
+        .unwrap_or(2_000_000)
+}
+
+/// Everything one VM's command line depends on.
+#[derive(Debug, Clone)]
+pub struct QemuArgs {
+    /// Accelerator.
+    pub accel: Accel,
+    /// PVH-bootable kernel.
+    pub kernel: PathBuf,
+    /// Initramfs.
+    pub initrd: PathBuf,
+    /// Root disk (qcow2).
+    pub disk: PathBuf,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// The VM's directory: sockets, stdout/stderr and console files live here.
+    pub dir: PathBuf,
+}
+
+/// Files in the VM's directory.
+pub fn control_socket(dir: &Path) -> PathBuf {
+    dir.join("control.sock")
+}
+/// QMP socket in the VM's directory.
+pub fn qmp_socket(dir: &Path) -> PathBuf {
+    dir.join("qmp.sock")
+}
+/// File receiving the command's stdout.
+pub fn stdout_file(dir: &Path) -> PathBuf {
+    dir.join("stdout")
+}
+/// File receiving the command's stderr.
+pub fn stderr_file(dir: &Path) -> PathBuf {
+    dir.join("stderr")
+}
+/// File receiving the guest's serial console (kernel messages).
+pub fn console_file(dir: &Path) -> PathBuf {
+    dir.join("console.log")
+}
+
+impl QemuArgs {
+    /// The kernel command line: console on the serial port, quiet, a guest panic ends
+    /// QEMU (with `-no-reboot`), the agent as init. ACPI stays on: microvm describes its
+    /// virtio-mmio devices there.
+    pub fn cmdline(&self) -> String {
+        format!(
+            "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz={} \
+             8250.nr_uarts=1 i8042.noaux i8042.nokbd",
+            tsc_khz()
+        )
+    }
+
+    /// Arguments after `qemu-system-x86_64`.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let d = &self.dir;
+        let p = |p: PathBuf| p.display().to_string();
+        let mut a: Vec<String> = vec![
+            "-machine".into(),
+            "microvm,mem-merge=on".into(),
+            "-accel".into(),
+            self.accel.name().into(),
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-nographic".into(),
+            "-no-reboot".into(),
+            "-m".into(),
+            self.memory_mib.to_string(),
+            "-smp".into(),
+            "1".into(),
+            "-kernel".into(),
+            p(self.kernel.clone()),
+            "-initrd".into(),
+            p(self.initrd.clone()),
+            "-append".into(),
+            self.cmdline(),
+            "-serial".into(),
+            format!("file:{}", p(console_file(d))),
+            "-device".into(),
+            "virtio-serial-device,max_ports=4".into(),
+            "-chardev".into(),
+            format!(
+                "socket,id=ctl,path={},server=on,wait=off",
+                p(control_socket(d))
+            ),
+            "-device".into(),
+            format!("virtserialport,chardev=ctl,name={CONTROL_PORT}"),
+            "-chardev".into(),
+            format!("file,id=out,path={}", p(stdout_file(d))),
+            "-device".into(),
+            format!("virtserialport,chardev=out,name={STDOUT_PORT}"),
+            "-chardev".into(),
+            format!("file,id=err,path={}", p(stderr_file(d))),
+            "-device".into(),
+            format!("virtserialport,chardev=err,name={STDERR_PORT}"),
+            "-drive".into(),
+            format!(
+                "id=root,file={},format=qcow2,if=none,cache=unsafe",
+                p(self.disk.clone())
+            ),
+            "-device".into(),
+            "virtio-blk-device,drive=root".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", p(qmp_socket(d))),
+        ];
+        if self.accel == Accel::Kvm {
+            a.extend(["-cpu".into(), "host".into()]);
+        }
+        a.into_iter().map(OsString::from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_has_the_microvm_devices() {
+        let args = QemuArgs {
+            accel: Accel::Tcg,
+            kernel: "/k/vmlinux".into(),
+            initrd: "/c/initramfs".into(),
+            disk: "/run/vm/root.qcow2".into(),
+            memory_mib: 256,
+            dir: "/run/vm".into(),
+        };
+        let line: Vec<String> = args
+            .to_args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let joined = line.join(" ");
+        assert!(joined.contains("-machine microvm,mem-merge=on -accel tcg"));
+        assert!(joined.contains("-no-reboot"));
+        assert!(joined.contains("virtserialport,chardev=ctl,name=berth.control"));
+        assert!(joined.contains("socket,id=ctl,path=/run/vm/control.sock,server=on,wait=off"));
+        assert!(joined.contains("virtio-blk-device,drive=root"));
+        assert!(joined.contains("-qmp unix:/run/vm/qmp.sock,server=on,wait=off"));
+        let cmdline = &line[line.iter().position(|a| a == "-append").unwrap() + 1];
+        assert!(cmdline.contains("panic=-1") && cmdline.contains("tsc_early_khz="));
+        assert!(!cmdline.contains("acpi=off"));
+        assert!(!joined.contains("-cpu host"));
+    }
+
+    #[test]
+    fn accel_parses() {
+        assert_eq!("kvm".parse::<Accel>(), Ok(Accel::Kvm));
+        assert_eq!("tcg".parse::<Accel>(), Ok(Accel::Tcg));
+        assert!("hvf".parse::<Accel>().is_err());
+    }
+
+    #[test]
+    fn tsc_is_positive() {
+        assert!(tsc_khz() > 0);
+    }
+}
