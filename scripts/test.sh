@@ -25,6 +25,12 @@ fi
 TEST_THREADS="${TEST_THREADS:-$(nproc)}"
 # A CRIU that works on this kernel (Debian 12's does not on kernels >= 6.13); with one,
 # the checkpoint tests must run rather than skip.
+# The guest kernel for the micro-VM tests (Debian's, unpacked into berth's cache).
+if [[ $(id -u) -eq 0 ]] && bash scripts/fetch-kernel.sh >/dev/null; then
+    export BERTH_REQUIRE_VM=1
+else
+    echo "test.sh: no guest kernel: the VM tests will skip" >&2
+fi
 if [[ $(id -u) -eq 0 ]] && criu_bin=$(bash scripts/install-criu.sh); then
     export PATH="$(dirname "$criu_bin"):$PATH"
     export BERTH_REQUIRE_CRIU=1

@@ -1,6 +1,7 @@
 //! Boots real micro-VMs (QEMU microvm, TCG unless KVM works). Needs root,
 //! qemu-system-x86_64 and scripts/fetch-kernel.sh's cache; without them each test prints
-//! `SKIP: ...` and passes. Each boot takes a few seconds under TCG: keep these few.
+//! `SKIP: ...` and passes (unless `BERTH_REQUIRE_VM` is set, as `scripts/test.sh` does
+//! once it has fetched the kernel). Each boot takes a few seconds under TCG: keep these few.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +47,11 @@ fn nix_is_root() -> bool {
 macro_rules! require_vm {
     () => {
         if let Some(why) = skip_reason() {
+            // The test command installs QEMU and fetches the kernel: there, a missing
+            // piece is a failure, not a skip.
+            if std::env::var_os("BERTH_REQUIRE_VM").is_some() {
+                panic!("BERTH_REQUIRE_VM is set but the VM tests cannot run: {why}");
+            }
             eprintln!("\n\n*** SKIP: {}: {why} ***\n", module_path!());
             return;
         }
