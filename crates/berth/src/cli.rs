@@ -31,6 +31,48 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove containers.
     Rm(RmArgs),
+    /// Create a container without starting it.
+    Create(Box<RunArgs>),
+    /// Start created or exited containers in the background.
+    Start(ContainersArgs),
+    /// Stop running containers: SIGTERM, then SIGKILL after a timeout.
+    Stop(StopArgs),
+    /// Stop and start containers again.
+    Restart(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(ContainersArgs),
+    /// Show a detached container's output.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// (Internal) the monitor of a detached container.
+    #[command(name = "__monitor", hide = true)]
+    Monitor(MonitorArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Remove images (their content once no name is left).
+    Rmi(RmiArgs),
+    /// Show an image or a container as JSON.
+    Inspect(InspectArgs),
+    /// Write images to a tar archive.
+    Save(SaveArgs),
+    /// Load images from a tar archive (docker-archive or oci-archive).
+    Load(LoadArgs),
+    /// Write a container's filesystem to a tar archive.
+    Export(ExportArgs),
+    /// Make a one-layer image from a tar archive.
+    Import(ImportArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
+    /// Store credentials for a registry (checked with it first).
+    Login(LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(LogoutArgs),
+    /// Disk usage and cleanup.
+    #[command(subcommand)]
+    System(SystemCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,10 +118,85 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ContainersArgs {
+    /// Names or ids.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The signal, by name (TERM, SIGHUP) or number.
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    pub signal: String,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing output until the container exits.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long)]
+    pub tail: Option<usize>,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open (otherwise it is /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (K=V, or K to pass the engine's own).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// The working directory.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// user[:group] or uid[:gid].
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Name or id.
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The container's id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background and print the container's id.
+    #[arg(short, long)]
+    pub detach: bool,
     /// The container's name.
     #[arg(long)]
     pub name: Option<String>,
@@ -130,6 +247,112 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image (name or id).
+    pub source: String,
+    /// The new name.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Also remove the containers made from the image.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// `image` or `container` (default: a container if one has the name, else an image).
+    #[arg(long = "type", value_parser = ["image", "container"])]
+    pub kind: Option<String>,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The archive to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// `docker-archive` or `oci-archive`.
+    #[arg(long, default_value = "docker-archive")]
+    pub format: berth_engine::archive::ArchiveFormat,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The archive to read.
+    #[arg(short, long)]
+    pub input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The archive to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tar (plain, gzip or zstd).
+    pub file: PathBuf,
+    /// The image's name (default: localhost/import-<id>:latest).
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image (name or id).
+    pub image: String,
+    /// Where to push it (default: the image's name).
+    pub destination: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user name (asked on the terminal when missing).
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// The registry host (`127.0.0.1:5000`, `docker.io`).
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host.
+    pub registry: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show the disk used by images, containers, layers and blobs.
+    Df(FormatArgs),
+    /// Remove stopped containers and every blob and layer no image needs.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Also remove every image no container uses.
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 #[cfg(test)]

@@ -305,7 +305,7 @@ fn kept_container_shows_in_ps_and_rm_removes_it() {
     let (_, out, _) = root.run(&["ps"]);
     assert!(!out.contains("keep"), "{out}");
     let (_, out, _) = root.run(&["ps", "-a"]);
-    assert!(out.contains("keep") && out.contains("exited (7)"), "{out}");
+    assert!(out.contains("keep") && out.contains("Exited (7)"), "{out}");
     let (_, json, _) = root.run(&["ps", "-a", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(list[0]["status"], "exited");

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_image::manifest::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use berth_image::{
     BlobStore, Digest, ImageConfig, ImageManifest, ImageStore, Manifest, Progress, PulledImage,
-    Reference, RegistryClient, RegistryOptions,
+    Reference, RegistryClient,
 };
 use berth_snapshot::{mount_all, SnapshotError, Snapshotter};
 use nix::errno::Errno;
@@ -23,6 +23,14 @@ use crate::layers;
 use crate::lock::EngineLock;
 use crate::record::{Phase, Record};
 use crate::spec::{self, RunFlags};
+
+mod exec;
+mod lifecycle;
+mod monitor;
+
+pub use exec::ExecRequest;
+pub use lifecycle::parse_signal;
+pub use monitor::MONITOR_VERB;
 
 /// The default `--root`.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
@@ -247,7 +255,7 @@ impl Engine {
         reference: &Reference,
         progress: Progress<'_>,
     ) -> Result<PulledImage, EngineError> {
-        let client = RegistryClient::new(RegistryOptions::default());
+        let client = RegistryClient::new(self.registry_options(reference.registry())?);
         let pulled = client
             .pull(reference, &self.blobs, progress)
             .map_err(|source| EngineError::Pull {
@@ -432,6 +440,9 @@ impl Engine {
             phase: Phase::Created,
             exit_code: None,
             pid: None,
+            auto_remove: opts.remove,
+            started: None,
+            finished: None,
         };
         record.save(&dir)?;
         guard.armed = false;
@@ -447,6 +458,7 @@ impl Engine {
         let dir = self.container_dir(&record.id);
         record.phase = Phase::Running;
         record.pid = Some(std::process::id());
+        record.started = Some(now());
         let ran = record.save(&dir).and_then(|()| {
             backend
                 .run(&record.id, &dir)
@@ -475,6 +487,7 @@ impl Engine {
             record.phase = Phase::Exited;
             record.exit_code = Some(code);
             record.pid = None;
+            record.finished = Some(now());
             record.save(&dir)?;
         }
         Ok(code)
@@ -497,9 +510,7 @@ impl Engine {
 
     fn status(&self, r: &Record) -> Phase {
         if r.phase == Phase::Running {
-            let alive = r
-                .pid
-                .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            let alive = r.pid.is_some_and(lifecycle::process_alive);
             if !alive && !self.runtime.exists(&r.id) {
                 return Phase::Exited;
             }
@@ -558,9 +569,8 @@ impl Engine {
         }
         drop(lock); // its `berth run --rm` takes the lock to clean up
         if let Some(pid) = record.pid {
-            let proc_dir = PathBuf::from(format!("/proc/{pid}"));
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while proc_dir.exists() && std::time::Instant::now() < deadline {
+            while lifecycle::process_alive(pid) && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }

@@ -70,6 +70,15 @@ pub enum EngineError {
         #[source]
         source: RegistryError,
     },
+    /// Talking to a registry failed (other than pulling).
+    #[error("{action}")]
+    Registry {
+        /// What was being done, and to what.
+        action: String,
+        /// The cause.
+        #[source]
+        source: Box<RegistryError>,
+    },
     /// The snapshotter failed.
     #[error("{action}")]
     Snapshot {
@@ -104,6 +113,14 @@ pub enum EngineError {
     /// The stored image is not a single-platform image manifest.
     #[error("image {0}: the stored manifest is an index, not an image manifest")]
     NotAnImage(String),
+    /// A container was made from the image and `force` was not given.
+    #[error("image {image} is in use by container {container} (remove it first or use --force)")]
+    ImageInUse {
+        /// The image, as given.
+        image: String,
+        /// A container using it.
+        container: String,
+    },
     /// No container has this name or id.
     #[error("no such container: {0}")]
     ContainerNotFound(String),
@@ -129,6 +146,25 @@ pub enum EngineError {
         /// The cause.
         #[source]
         source: Box<BackendError>,
+    },
+    /// A detached container's monitor could not start it; the message is the
+    /// monitor's error chain.
+    #[error("{message}")]
+    Start {
+        /// The container's id.
+        id: String,
+        /// What the monitor reported.
+        message: String,
+    },
+    /// The container is not in a state that allows the operation.
+    #[error("container {name} is {state}: cannot {action}")]
+    BadState {
+        /// Its name.
+        name: String,
+        /// created, running or exited.
+        state: &'static str,
+        /// What was asked ("start").
+        action: &'static str,
     },
     /// Writing the OCI config failed.
     #[error("writing OCI config {}", path.display())]

@@ -6,12 +6,14 @@
 //! ```text
 //! blobs/sha256/<hex>       the BlobStore (ingest/ for downloads in flight)
 //! images.json              the ImageStore: names → manifest digests
+//! auth.json                registry credentials from `berth login` (0600)
 //! snapshots/               the Snapshotter: one committed snapshot per layer chain
 //!                          id, one active snapshot per container
 //! containers/<id>/         container.json (the Record), config.json, rootfs/ (the
 //!                          container's snapshot is mounted here while it exists)
 //! runtime/                 the OCI runtime's own state (berth-container)
-//! engine.lock              held while containers are created or removed
+//!                          ctr.log (a detached container's output, JSON lines)
+//! engine.lock              held while containers are created, started or removed
 //! ```
 //!
 //! `run` = resolve the image (building the default busybox image on demand) →
@@ -20,19 +22,30 @@
 //! foreground through a [`Backend`] → unmount, and with `rm` remove it all. Any
 //! failure before the workload runs removes what was made.
 
+pub mod archive;
+mod auth;
 pub mod backend;
 pub mod build;
 pub mod error;
 pub mod layers;
 pub mod lock;
+pub mod logs;
 pub mod record;
 pub mod spec;
 pub mod user;
 
 mod engine;
+mod export;
+mod image_ops;
+pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation};
-pub use engine::{ContainerSummary, Engine, ImageSummary, RunOptions, DEFAULT_ROOT};
+pub use engine::{
+    parse_signal, ContainerSummary, Engine, ExecRequest, ImageSummary, RunOptions, DEFAULT_ROOT,
+    MONITOR_VERB,
+};
 pub use error::EngineError;
+pub use image_ops::{ContainerInspect, ImageInspect, RemovedImage};
+pub use logs::{LogEntry, LogStream, LogsOptions};
 pub use record::{Phase, Record};
 pub use spec::{Network, RunFlags, Volume};

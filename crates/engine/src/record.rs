@@ -16,7 +16,7 @@ use crate::error::{io_err, EngineError};
 pub enum Phase {
     /// Its root is mounted and its config written; not started.
     Created,
-    /// A `berth run` (pid in the record) is running it in the foreground.
+    /// A `berth run` in the foreground or a monitor (pid in the record) runs it.
     Running,
     /// It ran and exited.
     Exited,
@@ -42,9 +42,19 @@ pub struct Record {
     /// The exit code, once exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
-    /// The `berth` process running it (while running).
+    /// The `berth` process running it (while running): the foreground `berth run`
+    /// or the detached container's monitor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Remove it when it exits (`--rm` of a detached run or a `create`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_remove: bool,
+    /// When it last started, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    /// When it last exited, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<u64>,
 }
 
 impl Record {

@@ -1,5 +1,5 @@
-//! `berth run [--rm] [--name N] [flags] IMAGE [CMD...]`, in the foreground: the
-//! exit status is the container's.
+//! `berth run [-d] [--rm] [--name N] [flags] IMAGE [CMD...]`: in the foreground the
+//! exit status is the container's; with `-d` the id is printed once it runs.
 
 use anyhow::Result;
 use berth_engine::{Engine, RunFlags, RunOptions};
@@ -7,7 +7,18 @@ use berth_engine::{Engine, RunFlags, RunOptions};
 use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
-    let opts = RunOptions {
+    let detach = args.detach;
+    let opts = options(args);
+    if detach {
+        println!("{}", engine.run_detached(&opts)?.id);
+        return Ok(0);
+    }
+    Ok(engine.run(&opts)?)
+}
+
+/// The engine's options from the flags (shared with `create`).
+pub fn options(args: RunArgs) -> RunOptions {
+    RunOptions {
         image: args.image,
         name: args.name,
         remove: args.rm,
@@ -28,6 +39,5 @@ pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
             volumes: args.volume,
             tmpfs: args.tmpfs,
         },
-    };
-    Ok(engine.run(&opts)?)
+    }
 }

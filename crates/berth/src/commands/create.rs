@@ -1,0 +1,11 @@
+//! `berth create [--rm] [--name N] [flags] IMAGE [CMD...]`: prints the id.
+
+use anyhow::Result;
+use berth_engine::Engine;
+
+use crate::cli::RunArgs;
+
+pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
+    println!("{}", engine.create(&super::run::options(args))?.id);
+    Ok(0)
+}
