@@ -5,135 +5,13 @@
 //! root and deletes it, even when the test fails.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_engine::build::HOST_BUSYBOX;
-use berth_engine::Record;
+mod common;
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-
-struct Root {
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Root {
-    fn new() -> Option<Self> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP: needs root");
-            return None;
-        }
-        if !Path::new(HOST_BUSYBOX).exists() {
-            eprintln!("SKIP: {HOST_BUSYBOX} missing (apt-get install busybox-static)");
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("berth-e2e-d-")
-            .tempdir()
-            .unwrap();
-        Some(Self { dir: Some(dir) })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.as_ref().unwrap().path()
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(BERTH)
-            .arg("--root")
-            .arg(self.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs and returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.berth(args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Runs, asserts success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "berth {args:?}: {err}");
-        out
-    }
-
-    fn container_dirs(&self) -> Vec<PathBuf> {
-        match fs::read_dir(self.path().join("containers")) {
-            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
-            Err(_) => vec![],
-        }
-    }
-
-    fn record(&self, name: &str) -> Record {
-        self.container_dirs()
-            .iter()
-            .filter_map(|d| Record::load(d).ok())
-            .find(|r| r.name == name)
-            .unwrap_or_else(|| panic!("no record named {name}"))
-    }
-
-    fn mounts(&self) -> Vec<String> {
-        let prefix = self.path().to_string_lossy().into_owned();
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&prefix))
-            .collect()
-    }
-
-    /// Polls `f` for up to 15 s.
-    fn eventually(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn assert_no_containers(&self) {
-        assert_eq!(self.container_dirs(), Vec::<PathBuf>::new());
-        assert_eq!(self.mounts(), Vec::<String>::new());
-        let runtime: Vec<_> = fs::read_dir(self.path().join("runtime")).unwrap().collect();
-        assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let monitors: Vec<u32> = self
-            .container_dirs()
-            .iter()
-            .filter_map(|d| Record::load(d).ok()?.pid)
-            .collect();
-        for dir in self.container_dirs() {
-            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-            let _ = self.berth(&["rm", "-f", &id]);
-        }
-        for pid in monitors {
-            let pid = nix::unistd::Pid::from_raw(pid as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        for m in self.mounts().iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_owned();
-            if dir.close().is_err() {
-                eprintln!("could not remove {}", path.display());
-            }
-        }
-    }
-}
+use common::{Root, BERTH};
 
 #[test]
 fn run_detached_ps_logs_follow_and_wait() {

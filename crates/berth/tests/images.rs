@@ -3,117 +3,15 @@
 //! whatever is still mounted under it and deletes it, even when the test fails.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod common;
+
 use berth_engine::build::HOST_BUSYBOX;
-use berth_engine::Engine;
-use berth_snapshot::Kind;
+use common::{Registry, Root, BERTH};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 const DEFAULT: &str = "localhost/berth/busybox:latest";
-
-/// A temp engine root, cleaned up on drop.
-struct Root {
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Root {
-    fn new() -> Option<Self> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP: needs root");
-            return None;
-        }
-        if !Path::new(HOST_BUSYBOX).exists() {
-            eprintln!("SKIP: {HOST_BUSYBOX} missing (apt-get install busybox-static)");
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("berth-img-")
-            .tempdir()
-            .unwrap();
-        Some(Self { dir: Some(dir) })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.as_ref().unwrap().path()
-    }
-
-    /// Runs and returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(BERTH)
-            .arg("--root")
-            .arg(self.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Runs, asserting success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "berth {args:?}: {out}{err}");
-        out
-    }
-
-    fn engine(&self) -> Engine {
-        Engine::open(self.path()).unwrap()
-    }
-
-    fn blob_count(&self) -> usize {
-        self.engine().blobs().list().unwrap().len()
-    }
-
-    fn committed(&self) -> Vec<String> {
-        let engine = self.engine();
-        let list = engine.snapshots().list().unwrap();
-        list.into_iter()
-            .filter(|i| i.kind == Kind::Committed)
-            .map(|i| i.key)
-            .collect()
-    }
-
-    fn container_dirs(&self) -> Vec<PathBuf> {
-        match fs::read_dir(self.path().join("containers")) {
-            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
-            Err(_) => vec![],
-        }
-    }
-
-    fn mounts(&self) -> Vec<String> {
-        let prefix = self.path().to_string_lossy().into_owned();
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&prefix))
-            .collect()
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        for dir in self.container_dirs() {
-            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-            let _ = self.run(&["rm", "-f", &id]);
-        }
-        for m in self.mounts().iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_owned();
-            if dir.close().is_err() {
-                eprintln!("could not remove {}", path.display());
-            }
-        }
-    }
-}
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -372,71 +270,6 @@ fn export_a_container_then_import_and_run_it() {
     assert!(err.contains("no such container"), "{err}");
 }
 
-/// A `docker-registry` with htpasswd auth (user `berth`, password `s3cret`) on
-/// 127.0.0.1; killed on drop.
-struct Registry {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    addr: String,
-}
-
-impl Registry {
-    fn start() -> Option<Self> {
-        const BIN: &str = "/usr/bin/docker-registry";
-        // bcrypt (cost 4) of "s3cret".
-        const HTPASSWD: &str =
-            "berth:$2b$04$Z4ojyvyncaKUSTPa19liR.NvN1azbctaWs5QSZ28kjoRAmtozxGM6\n";
-        if !Path::new(BIN).exists() {
-            eprintln!("SKIP: {BIN} missing (apt-get install docker-registry)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let htpasswd = dir.path().join("htpasswd");
-        fs::write(&htpasswd, HTPASSWD).unwrap();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-            dir.path().join("data").display(),
-            htpasswd.display()
-        );
-        let config_path = dir.path().join("config.yml");
-        fs::write(&config_path, config).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "registry did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Some(Self {
-            child,
-            _dir: dir,
-            addr,
-        })
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn berth_stdin(root: &Root, args: &[&str], input: &str) -> (i32, String, String) {
     let mut child = Command::new(BERTH)
         .arg("--root")
@@ -465,7 +298,7 @@ fn berth_stdin(root: &Root, args: &[&str], input: &str) -> (i32, String, String)
 #[test]
 fn login_push_pull_logout_against_a_registry_with_basic_auth() {
     let Some(root) = Root::new() else { return };
-    let Some(registry) = Registry::start() else {
+    let Some(registry) = Registry::start_with_auth() else {
         return;
     };
     use std::os::unix::fs::PermissionsExt;

@@ -4,136 +4,17 @@
 //! whatever is still mounted under it and deletes it, even when the test fails.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_engine::build::{busybox_layer, import_image, LayerBuilder, HOST_BUSYBOX};
-use berth_engine::Engine;
+mod common;
+
+use common::{Registry, Root, BERTH};
+
+use berth_engine::build::{busybox_layer, LayerBuilder, HOST_BUSYBOX};
 use berth_image::{Reference, RegistryClient, RegistryOptions, RunConfig};
 use berth_snapshot::Kind;
-
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-
-/// A temp engine root, cleaned up on drop.
-struct Root {
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Root {
-    fn new() -> Option<Self> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP: needs root");
-            return None;
-        }
-        if !Path::new(HOST_BUSYBOX).exists() {
-            eprintln!("SKIP: {HOST_BUSYBOX} missing (apt-get install busybox-static)");
-            return None;
-        }
-        Some(Self {
-            dir: Some(
-                tempfile::Builder::new()
-                    .prefix("berth-e2e-")
-                    .tempdir()
-                    .unwrap(),
-            ),
-        })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.as_ref().unwrap().path()
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(BERTH)
-            .arg("--root")
-            .arg(self.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs and returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.berth(args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn engine(&self) -> Engine {
-        Engine::open(self.path()).unwrap()
-    }
-
-    /// Imports an image made of `layers` under `name`.
-    fn import(&self, name: &str, layers: &[Vec<u8>], run: RunConfig) {
-        let engine = self.engine();
-        let reference: Reference = name.parse().unwrap();
-        import_image(engine.blobs(), engine.images(), &reference, layers, run).unwrap();
-    }
-
-    fn container_dirs(&self) -> Vec<PathBuf> {
-        match fs::read_dir(self.path().join("containers")) {
-            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
-            Err(_) => vec![],
-        }
-    }
-
-    /// Mount points under the root, deepest last.
-    fn mounts(&self) -> Vec<String> {
-        let prefix = self.path().to_string_lossy().into_owned();
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&prefix))
-            .collect()
-    }
-
-    fn snapshots(&self, kind: Kind) -> Vec<String> {
-        self.engine()
-            .snapshots()
-            .list()
-            .unwrap()
-            .into_iter()
-            .filter(|i| i.kind == kind)
-            .map(|i| i.key)
-            .collect()
-    }
-
-    /// Nothing of any container is left: no dirs, mounts, active snapshots or
-    /// runtime state.
-    fn assert_no_containers(&self) {
-        assert_eq!(self.container_dirs(), Vec::<PathBuf>::new());
-        assert_eq!(self.mounts(), Vec::<String>::new());
-        assert_eq!(self.snapshots(Kind::Active), Vec::<String>::new());
-        let runtime: Vec<_> = fs::read_dir(self.path().join("runtime")).unwrap().collect();
-        assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        for dir in self.container_dirs() {
-            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-            let _ = self.berth(&["rm", "-f", &id]);
-        }
-        for m in self.mounts().iter().rev() {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_owned();
-            if dir.close().is_err() {
-                eprintln!("could not remove {}", path.display());
-            }
-        }
-    }
-}
 
 fn busybox() -> Vec<u8> {
     busybox_layer(Path::new(HOST_BUSYBOX)).unwrap()
@@ -429,69 +310,6 @@ fn failing_command_leaves_nothing() {
     assert_eq!(code, 125);
     assert!(err.contains("not found"), "{err}");
     root.assert_no_containers();
-}
-
-/// Debian's `docker-registry` on 127.0.0.1, killed on drop.
-struct Registry {
-    child: Child,
-    _dir: tempfile::TempDir,
-    addr: String,
-}
-
-impl Registry {
-    fn start() -> Option<Self> {
-        const BIN: &str = "/usr/bin/docker-registry";
-        if !Path::new(BIN).exists() {
-            eprintln!("SKIP: {BIN} missing (apt-get install docker-registry)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        );
-        let config_path = dir.path().join("config.yml");
-        fs::write(&config_path, config).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let registry = Self {
-            child,
-            _dir: dir,
-            addr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(&registry.addr) {
-                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
-                let mut head = [0u8; 12];
-                if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
-                    return Some(registry);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("registry on {} did not come up", registry.addr);
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
