@@ -409,3 +409,15 @@ fn system_df_and_prune() {
     assert_eq!(root.blob_count(), 0);
     assert!(root.committed().is_empty());
 }
+
+#[test]
+fn busybox_alias_names_the_built_in_image_for_every_verb() {
+    let Some(root) = Root::new() else { return };
+    root.ok(&["run", "--rm", "busybox", "true"]);
+    let inspected = json(&root.ok(&["inspect", "--type", "image", "busybox"]));
+    assert_eq!(inspected[0]["repo_tags"][0], DEFAULT, "{inspected}");
+    root.ok(&["rmi", "busybox"]);
+    let (code, _, err) = root.run(&["inspect", "--type", "image", DEFAULT]);
+    assert_ne!(code, 0, "the built-in image is still there: {err}");
+    assert_eq!(root.blob_count(), 0, "rmi of the last name leaves no blob");
+}

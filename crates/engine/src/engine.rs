@@ -139,7 +139,7 @@ fn unmount_if_mounted(target: &Path) -> Result<(), EngineError> {
 }
 
 /// Whether `name` is one of the names the built-in image answers to.
-fn is_default_name(reference: &Reference) -> bool {
+pub(crate) fn is_default_name(reference: &Reference) -> bool {
     let default: Reference = build::DEFAULT_IMAGE.parse().expect("default name parses");
     let name = reference.name();
     reference.tag() == Some("latest")

@@ -114,7 +114,7 @@ impl Engine {
                 _ => return Err(EngineError::Ambiguous(text.to_owned())),
             }
         }
-        let reference = Self::parse_reference(text)?;
+        let reference = self.stored_name(text)?;
         let digest = self
             .images()
             .resolve(&reference)
@@ -122,6 +122,23 @@ impl Engine {
             .ok_or_else(|| EngineError::ImageNotFound(reference.to_string()))?;
         let names = names_of(&digest);
         Ok((digest, names, false))
+    }
+
+    /// The stored name `text` stands for: itself, or the built-in image's name for
+    /// the busybox names `run` maps to it (so `rmi busybox` removes what
+    /// `run busybox` used).
+    fn stored_name(&self, text: &str) -> Result<berth_image::Reference, EngineError> {
+        let reference = Self::parse_reference(text)?;
+        let stored = self
+            .images()
+            .resolve(&reference)
+            .map_err(images_err(format!("looking up {reference}")))?;
+        if stored.is_none() && crate::engine::is_default_name(&reference) {
+            return Ok(crate::build::DEFAULT_IMAGE
+                .parse()
+                .expect("default name parses"));
+        }
+        Ok(reference)
     }
 
     /// `berth tag SRC DST`: points `dst` at the image `src` names; returns the
@@ -151,7 +168,7 @@ impl Engine {
         let to_untag: Vec<String> = if by_id {
             names.clone()
         } else {
-            vec![Self::parse_reference(text)?.to_string()]
+            vec![self.stored_name(text)?.to_string()]
         };
         let last = names.iter().all(|n| to_untag.contains(n));
         let mut out = RemovedImage::default();
