@@ -492,7 +492,7 @@ impl Runtime {
         let pid = match (result, pid) {
             (Ok(()), Some(pid)) => pid,
             (result, pid) => {
-                undo_restore(dir, pid, &cgroup_path);
+                crate::create::undo_create(dir, pid, &cgroup_path);
                 result?;
                 return Err(CheckpointError::Unsupported(
                     "criu restore reported no pid".into(),
@@ -667,22 +667,6 @@ impl Drop for RootMount {
         }
         let _ = std::fs::remove_dir(&self.path);
     }
-}
-
-/// A failed restore leaves nothing behind: the restored tree (if any), the cgroup and
-/// the state directory go.
-fn undo_restore(dir: ContainerDir, pid: Option<i32>, cgroup_path: &str) {
-    if let Some(pid) = pid {
-        if let Ok(fd) = sys::pidfd_open(pid) {
-            let _ = sys::pidfd_send_signal(&fd, libc::SIGKILL);
-            sys::pidfd_wait_exit(&fd, Duration::from_secs(5));
-        }
-    }
-    if let Ok(cg) = berth_cgroups::manager(cgroup_path) {
-        let _ = cg.kill_all(libc::SIGKILL);
-        let _ = cg.remove();
-    }
-    let _ = dir.remove();
 }
 
 #[cfg(test)]

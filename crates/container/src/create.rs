@@ -49,23 +49,9 @@ impl Runtime {
         let cgroup_path = default_cgroup_path(&loaded.spec, &opts.id);
         let result = self.create_in(&dir, loaded, &cgroup_path, opts, &mut init_pid);
         if result.is_err() {
-            self.undo_create(dir, init_pid, &cgroup_path);
+            undo_create(dir, init_pid, &cgroup_path);
         }
         result
-    }
-
-    fn undo_create(&self, dir: ContainerDir, init_pid: Option<i32>, cgroup_path: &str) {
-        if let Some(pid) = init_pid {
-            if let Ok(fd) = sys::pidfd_open(pid) {
-                let _ = sys::pidfd_send_signal(&fd, libc::SIGKILL);
-                sys::pidfd_wait_exit(&fd, Duration::from_secs(5));
-            }
-        }
-        if let Ok(cg) = berth_cgroups::manager(cgroup_path) {
-            let _ = cg.kill_all(libc::SIGKILL);
-            let _ = cg.remove();
-        }
-        let _ = dir.remove();
     }
 
     fn create_in(
@@ -263,4 +249,20 @@ pub(crate) fn mark_created(st: &mut State, pid: i32) -> Result<(), ContainerErro
         .map(|s| s.start_time)
         .ok_or_else(|| ContainerError::Init(format!("the init (pid {pid}) exited at once")))?;
     Ok(())
+}
+
+/// A failed create (or restore) leaves nothing behind: the init (if any), the cgroup
+/// and the state directory go.
+pub(crate) fn undo_create(dir: ContainerDir, init_pid: Option<i32>, cgroup_path: &str) {
+    if let Some(pid) = init_pid {
+        if let Ok(fd) = sys::pidfd_open(pid) {
+            let _ = sys::pidfd_send_signal(&fd, libc::SIGKILL);
+            sys::pidfd_wait_exit(&fd, Duration::from_secs(5));
+        }
+    }
+    if let Ok(cg) = berth_cgroups::manager(cgroup_path) {
+        let _ = cg.kill_all(libc::SIGKILL);
+        let _ = cg.remove();
+    }
+    let _ = dir.remove();
 }

@@ -11,12 +11,12 @@
 //! inside the container's pid namespace, the container cannot open their /proc/PID/exe.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, RawFd};
 use std::path::PathBuf;
 
 use nix::sys::wait::waitpid;
-use nix::unistd::{chroot, fchdir, fork, setsid, ForkResult};
+use nix::unistd::{chroot, fchdir, setsid};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::setup::{self, sys_err, Exec, InitError, Setup};
@@ -119,29 +119,7 @@ fn join_and_fork(ch: &Channel, cfg: &ExecConfig<'_>) -> Result<(), String> {
     for (kind, path, file) in cfg.joins {
         namespaces::join(*kind, path, file).map_err(|e| e.to_string())?;
     }
-    // The child waits on this pipe until its pid has been sent, so that its own messages
-    // never reach the parent before InitPid.
-    let (mut reported_rx, mut reported_tx) =
-        std::io::pipe().map_err(|e| format!("creating the exec start pipe: {e}"))?;
-    // SAFETY: this process is single-threaded, so the child may run arbitrary code.
-    match unsafe { fork() }.map_err(|e| format!("forking the exec process: {e}"))? {
-        ForkResult::Child => {
-            drop(reported_tx);
-            if reported_rx.read_exact(&mut [0u8]).is_err() {
-                sys::exit_now(1);
-            }
-            drop(reported_rx);
-            exec_process(ch, cfg)
-        }
-        ForkResult::Parent { child } => {
-            drop(reported_rx);
-            ch.send(&Message::InitPid(child.as_raw()))
-                .map_err(|e| e.to_string())?;
-            reported_tx
-                .write_all(&[0])
-                .map_err(|e| format!("releasing the exec process: {e}"))
-        }
-    }
+    super::fork_reported(ch, "exec process", || exec_process(ch, cfg))
 }
 
 fn exec_process(ch: &Channel, cfg: &ExecConfig<'_>) -> ! {

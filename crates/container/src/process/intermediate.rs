@@ -1,9 +1,8 @@
 //! The intermediate process: enters and creates namespaces, forks the init.
 
-use std::io::{Read, Write};
 use std::os::fd::RawFd;
 
-use nix::unistd::{fork, setresgid, setresuid, ForkResult, Gid, Uid};
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::{init, InitConfig};
@@ -50,31 +49,7 @@ fn stage(ch: &Channel, cfg: &InitConfig<'_>) -> Result<(), String> {
     if cfg.namespaces.creates(LinuxNamespaceType::Time) {
         write_time_offsets(cfg)?;
     }
-    // The init waits on this pipe until its pid has been sent, so that none of its own
-    // messages (RunCreateHooks, Ready, Error) can reach the parent before InitPid.
-    let (mut reported_rx, mut reported_tx) =
-        std::io::pipe().map_err(|e| format!("creating the init's start pipe: {e}"))?;
-    // SAFETY: this process is single-threaded (forked from the single-threaded
-    // runtime), so the child may run arbitrary code after fork.
-    match unsafe { fork() }.map_err(|e| format!("forking the container init: {e}"))? {
-        ForkResult::Child => {
-            drop(reported_tx);
-            // EOF: the intermediate failed to report us and has exited.
-            if reported_rx.read_exact(&mut [0u8]).is_err() {
-                sys::exit_now(1);
-            }
-            drop(reported_rx);
-            init::run(ch, cfg)
-        }
-        ForkResult::Parent { child } => {
-            drop(reported_rx);
-            ch.send(&Message::InitPid(child.as_raw()))
-                .map_err(|e| e.to_string())?;
-            reported_tx
-                .write_all(&[0])
-                .map_err(|e| format!("releasing the container init: {e}"))
-        }
-    }
+    super::fork_reported(ch, "container init", || init::run(ch, cfg))
 }
 
 /// In a new or joined user namespace, act as its root if root is mapped.

@@ -47,3 +47,44 @@ pub struct InitConfig<'a> {
     /// `linux.seccomp`, compiled by the parent (the init loads it).
     pub seccomp: &'a std::cell::RefCell<Option<berth_seccomp::Filter>>,
 }
+
+/// Fork a child that stays on hold until its host pid has been sent to the parent as
+/// `InitPid`, so that none of the child's own messages (Ready, Error, …) can reach the
+/// parent first; then run `child` in it. Returns in the forking process once the child
+/// is released. `what` names the child in errors.
+pub(crate) fn fork_reported(
+    ch: &crate::channel::Channel,
+    what: &str,
+    child: impl FnOnce(),
+) -> Result<(), String> {
+    use std::io::{Read, Write};
+
+    use nix::unistd::{fork, ForkResult};
+
+    let (mut held, mut release) =
+        std::io::pipe().map_err(|e| format!("creating the {what}'s start pipe: {e}"))?;
+    // SAFETY: the callers are single-threaded (forked from the single-threaded
+    // runtime), so the child may run arbitrary code after fork.
+    match unsafe { fork() }.map_err(|e| format!("forking the {what}: {e}"))? {
+        ForkResult::Child => {
+            drop(release);
+            // EOF: the forking process failed to report us and has exited.
+            if held.read_exact(&mut [0u8]).is_err() {
+                crate::sys::exit_now(1);
+            }
+            drop(held);
+            child();
+            // `child` never returns (it execs or exits); should it, do not fall back
+            // into the forking process's code.
+            crate::sys::exit_now(1)
+        }
+        ForkResult::Parent { child } => {
+            drop(held);
+            ch.send(&crate::channel::Message::InitPid(child.as_raw()))
+                .map_err(|e| e.to_string())?;
+            release
+                .write_all(&[0])
+                .map_err(|e| format!("releasing the {what}: {e}"))
+        }
+    }
+}
