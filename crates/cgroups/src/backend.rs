@@ -331,3 +331,18 @@ macro_rules! impl_cgroup_manager {
     };
 }
 pub(crate) use impl_cgroup_manager;
+
+/// cpuset.cpus and cpuset.mems, the same files in v1 and v2. Mems first: a cpus change
+/// may need memory nodes already present.
+pub(crate) fn apply_cpuset(
+    dir: &std::path::Path,
+    c: &oci_spec::runtime::LinuxCpu,
+) -> Result<(), CgroupError> {
+    if let Some(mems) = c.mems().as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        crate::fsutil::write_in(dir, "cpuset.mems", mems)?;
+    }
+    if let Some(cpus) = c.cpus().as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        crate::fsutil::write_in(dir, "cpuset.cpus", cpus)?;
+    }
+    Ok(())
+}

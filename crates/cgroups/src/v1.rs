@@ -111,17 +111,6 @@ fn create_cpuset(mount: &Path, rel: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-fn apply_cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
-    // Prefer setting mems first: a cpus change may need memory nodes already present.
-    if let Some(mems) = c.mems().as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        write_in(dir, "cpuset.mems", mems)?;
-    }
-    if let Some(cpus) = c.cpus().as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        write_in(dir, "cpuset.cpus", cpus)?;
-    }
-    Ok(())
-}
-
 fn apply_cpu(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
     if let Some(shares) = c.shares().filter(|s| *s != 0) {
         write_in(dir, "cpu.shares", &shares.to_string())?;
@@ -317,7 +306,10 @@ impl Backend for V1Manager {
     fn apply_group(&self, g: Group, r: &LinuxResources) -> Result<(), CgroupError> {
         let dir = self.required_dir(g)?;
         match g {
-            Group::Cpuset => r.cpu().as_ref().map_or(Ok(()), |c| apply_cpuset(dir, c)),
+            Group::Cpuset => r
+                .cpu()
+                .as_ref()
+                .map_or(Ok(()), |c| crate::backend::apply_cpuset(dir, c)),
             Group::Cpu => r.cpu().as_ref().map_or(Ok(()), |c| apply_cpu(dir, c)),
             Group::Memory => r.memory().as_ref().map_or(Ok(()), |m| apply_memory(dir, m)),
             Group::Pids => match r.pids().and_then(|p| crate::convert::pids_max(p.limit())) {

@@ -172,16 +172,6 @@ fn apply_cpu(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
     Ok(())
 }
 
-fn apply_cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
-    if let Some(mems) = c.mems().as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        write_in(dir, "cpuset.mems", mems)?;
-    }
-    if let Some(cpus) = c.cpus().as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        write_in(dir, "cpuset.cpus", cpus)?;
-    }
-    Ok(())
-}
-
 fn apply_io(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     // With BFQ the weight keeps v1's 10..1000 scale; io.weight is 1..10000.
     let bfq = dir.join("io.bfq.weight").exists();
@@ -276,7 +266,10 @@ impl Backend for V2Manager {
     fn apply_group(&self, g: Group, r: &LinuxResources) -> Result<(), CgroupError> {
         let dir = &self.dir;
         match g {
-            Group::Cpuset => r.cpu().as_ref().map_or(Ok(()), |c| apply_cpuset(dir, c)),
+            Group::Cpuset => r
+                .cpu()
+                .as_ref()
+                .map_or(Ok(()), |c| crate::backend::apply_cpuset(dir, c)),
             Group::Cpu => r.cpu().as_ref().map_or(Ok(()), |c| apply_cpu(dir, c)),
             Group::Memory => r.memory().as_ref().map_or(Ok(()), |m| apply_memory(dir, m)),
             Group::Pids => match r.pids().and_then(|p| convert::pids_max(p.limit())) {
