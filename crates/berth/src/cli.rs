@@ -200,7 +200,7 @@ pub struct RunArgs {
     /// The container's name.
     #[arg(long)]
     pub name: Option<String>,
-    /// process or container.
+    /// process, container or vm.
     #[arg(long, default_value = "container")]
     pub isolation: Isolation,
     /// The hostname.

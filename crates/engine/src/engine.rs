@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::mount::{umount2, MntFlags};
 use serde::Serialize;
 
-use crate::backend::{Backend, BackendError, ContainerBackend, Isolation};
+use crate::backend::{Backend, ContainerBackend, Isolation, ProcessBackend, VmBackend};
 use crate::build;
 use crate::error::{io_err, EngineError};
 use crate::layers;
@@ -82,7 +82,9 @@ pub struct Engine {
     blobs: BlobStore,
     images: ImageStore,
     snapshots: Snapshotter,
-    runtime: ContainerBackend,
+    container: ContainerBackend,
+    process: ProcessBackend,
+    vm: VmBackend,
 }
 
 fn now() -> u64 {
@@ -176,7 +178,13 @@ impl Engine {
                 .map_err(io_err("resolving", &root))?
                 .join(root)
         };
-        for dir in [root.clone(), root.join("containers"), root.join("runtime")] {
+        for dir in [
+            root.clone(),
+            root.join("containers"),
+            root.join("runtime"),
+            root.join("process"),
+            root.join("vm"),
+        ] {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o711)
@@ -196,13 +204,14 @@ impl Engine {
             action: format!("opening snapshotter in {}", snap_root.display()),
             source,
         })?;
-        let runtime = ContainerBackend::new(root.join("runtime"));
         Ok(Self {
+            container: ContainerBackend::new(root.join("runtime")),
+            process: ProcessBackend::new(root.join("process")),
+            vm: VmBackend::new(root.join("vm")),
             root,
             blobs,
             images,
             snapshots,
-            runtime,
         })
     }
 
@@ -231,15 +240,17 @@ impl Engine {
     }
 
     /// The backend for `isolation`.
-    pub fn backend(&self, isolation: Isolation) -> Result<&dyn Backend, EngineError> {
+    pub fn backend(&self, isolation: Isolation) -> &dyn Backend {
         match isolation {
-            Isolation::Container => Ok(&self.runtime),
-            Isolation::Process => Err(EngineError::Backend {
-                action: "choosing a backend for",
-                id: "(new)".into(),
-                source: Box::new(BackendError::Unsupported("process")),
-            }),
+            Isolation::Process => &self.process,
+            Isolation::Container => &self.container,
+            Isolation::Vm => &self.vm,
         }
+    }
+
+    /// The container backend (for what only containers have, such as exec).
+    pub(crate) fn container_backend(&self) -> &ContainerBackend {
+        &self.container
     }
 
     // ---- images ----
@@ -441,6 +452,7 @@ impl Engine {
             exit_code: None,
             pid: None,
             auto_remove: opts.remove,
+            isolation: opts.isolation,
             started: None,
             finished: None,
         };
@@ -453,7 +465,7 @@ impl Engine {
     /// `opts.remove` nothing of it is left afterwards; otherwise it stays, exited,
     /// its root unmounted. If the backend fails, the container is removed.
     pub fn run(&self, opts: &RunOptions) -> Result<i32, EngineError> {
-        let backend = self.backend(opts.isolation)?;
+        let backend = self.backend(opts.isolation);
         let mut record = self.create(opts)?;
         let dir = self.container_dir(&record.id);
         record.phase = Phase::Running;
@@ -511,7 +523,7 @@ impl Engine {
     fn status(&self, r: &Record) -> Phase {
         if r.phase == Phase::Running {
             let alive = r.pid.is_some_and(lifecycle::process_alive);
-            if !alive && !self.runtime.exists(&r.id) {
+            if !alive && !self.backend(r.isolation).exists(&r.id) {
                 return Phase::Exited;
             }
         }
@@ -563,9 +575,10 @@ impl Engine {
         if !force {
             return Err(EngineError::Running(record.name));
         }
-        if self.runtime.exists(&record.id) {
+        let backend = self.backend(record.isolation);
+        if backend.exists(&record.id) {
             // SIGKILL; it may already be exiting, which is fine.
-            let _ = self.runtime.kill(&record.id, nix::libc::SIGKILL);
+            let _ = backend.kill(&record.id, nix::libc::SIGKILL);
         }
         drop(lock); // its `berth run --rm` takes the lock to clean up
         if let Some(pid) = record.pid {
@@ -600,14 +613,18 @@ impl Engine {
     /// Removes everything of container `id`: the runtime's state, the mount, the
     /// snapshot, the directory. The caller holds the engine lock.
     fn cleanup(&self, id: &str) -> Result<(), EngineError> {
-        if self.runtime.exists(id) {
-            self.runtime
-                .delete(id, true)
-                .map_err(|source| EngineError::Backend {
-                    action: "deleting",
-                    id: id.to_owned(),
-                    source: Box::new(source),
-                })?;
+        // Without a record (an abandoned create) any backend may hold state.
+        for isolation in Isolation::ALL {
+            let backend = self.backend(isolation);
+            if backend.exists(id) {
+                backend
+                    .delete(id, true)
+                    .map_err(|source| EngineError::Backend {
+                        action: "deleting",
+                        id: id.to_owned(),
+                        source: Box::new(source),
+                    })?;
+            }
         }
         let dir = self.container_dir(id);
         unmount_if_mounted(&dir.join("rootfs"))?;

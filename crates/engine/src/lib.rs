@@ -39,7 +39,7 @@ mod export;
 mod image_ops;
 pub mod system;
 
-pub use backend::{Backend, BackendError, ContainerBackend, Isolation};
+pub use backend::{Backend, BackendError, ContainerBackend, Isolation, ProcessBackend, VmBackend};
 pub use engine::{
     parse_signal, ContainerSummary, Engine, ExecRequest, ImageSummary, RunOptions, DEFAULT_ROOT,
     MONITOR_VERB,

@@ -8,6 +8,7 @@ use std::path::Path;
 use berth_image::Digest;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Isolation;
 use crate::error::{io_err, EngineError};
 
 /// What the engine last recorded about a container.
@@ -49,6 +50,9 @@ pub struct Record {
     /// Remove it when it exits (`--rm` of a detached run or a `create`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_remove: bool,
+    /// Its isolation level (records written before levels existed: container).
+    #[serde(default)]
+    pub isolation: Isolation,
     /// When it last started, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<u64>,

@@ -50,15 +50,16 @@ fn create_start_wait_delete() {
     assert_eq!(record.phase, Phase::Created);
     let bundle = engine.root().join("containers").join(&record.id);
     assert!(bundle.join("config.json").exists());
-    let backend = engine.backend(Isolation::Container).unwrap();
+    let backend = engine.backend(Isolation::Container);
+    assert!(!backend.exists(&record.id));
     let pid = backend.create(&record.id, &bundle).unwrap();
+    assert!(backend.exists(&record.id));
     backend.start(&record.id).unwrap();
     assert_eq!(backend.wait(&record.id, pid).unwrap(), 5);
     backend.delete(&record.id, false).unwrap();
     engine.remove(&record.id[..12], false).unwrap();
     assert!(!bundle.exists());
     assert!(engine.list_containers(true).unwrap().is_empty());
-    assert!(engine.backend(Isolation::Process).is_err());
 }
 
 #[test]

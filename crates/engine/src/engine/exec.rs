@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use berth_container::exec::{ExecOptions, ExecOverrides, ExecProcess};
-use berth_container::Runtime;
 
 use super::Engine;
 use crate::error::EngineError;
@@ -67,7 +66,8 @@ impl Engine {
             preserve_fds: 0,
             detach: false,
         };
-        Runtime::new(self.root.join("runtime"))
+        self.container_backend()
+            .runtime()
             .exec(&record.id, &opts)
             .map_err(|source| EngineError::Backend {
                 action: "executing in",

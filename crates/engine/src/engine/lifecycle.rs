@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Engine;
-use crate::backend::Backend;
 use crate::error::EngineError;
 use crate::lock::EngineLock;
 use crate::logs::{LogEntry, LogReader, LogsOptions};
@@ -57,7 +56,6 @@ impl Engine {
     /// Creates a container and starts it under a monitor; returns once it runs.
     /// If it cannot start, nothing of it is left.
     pub fn run_detached(&self, opts: &RunOptions) -> Result<Record, EngineError> {
-        self.backend(opts.isolation)?;
         let record = self.create(opts)?;
         let _lock = EngineLock::acquire(&self.root)?;
         if let Err(e) = self.spawn_monitor(&record.id) {
@@ -96,7 +94,7 @@ impl Engine {
                 action: "kill",
             });
         }
-        self.runtime
+        self.backend(record.isolation)
             .kill(&record.id, signal)
             .map_err(|source| EngineError::Backend {
                 action: "signalling",
@@ -113,11 +111,12 @@ impl Engine {
         if self.status(&record) != Phase::Running {
             return Ok(record);
         }
-        let _ = self.runtime.kill(&record.id, nix::libc::SIGTERM);
+        let backend = self.backend(record.isolation);
+        let _ = backend.kill(&record.id, nix::libc::SIGTERM);
         if let Some(r) = self.wait_until_stopped(&record.id, Some(timeout))? {
             return Ok(r);
         }
-        let _ = self.runtime.kill(&record.id, nix::libc::SIGKILL);
+        let _ = backend.kill(&record.id, nix::libc::SIGKILL);
         match self.wait_until_stopped(&record.id, Some(Duration::from_secs(10)))? {
             Some(r) => Ok(r),
             None => Err(EngineError::BadState {

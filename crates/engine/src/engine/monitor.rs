@@ -20,7 +20,6 @@ use nix::fcntl::OFlag;
 use nix::unistd::{dup2_stderr, dup2_stdout, pipe2, setsid};
 
 use super::{now, snapshot_key, unmount_if_mounted, Engine};
-use crate::backend::Backend;
 use crate::error::{io_err, EngineError};
 use crate::lock::EngineLock;
 use crate::logs::{LogStream, LogWriter};
@@ -144,9 +143,12 @@ impl Engine {
             let log = Arc::clone(&log);
             std::thread::spawn(move || copy_lines(fd, s, log))
         });
-        let code = self.runtime.wait(id, pid).unwrap_or(255);
-        // Whatever is left in its cgroup goes with the runtime's state.
-        let _ = self.runtime.delete(id, true);
+        let backend = Record::load(&self.container_dir(id))
+            .map(|r| self.backend(r.isolation))
+            .unwrap_or(self.backend(Default::default()));
+        let code = backend.wait(id, pid).unwrap_or(255);
+        // Whatever is left in its cgroup goes with the backend's state.
+        let _ = backend.delete(id, true);
         for t in threads {
             let _ = t.join();
         }
@@ -165,17 +167,15 @@ impl Engine {
                 source: Box::new(source),
             }
         };
-        if self.runtime.exists(id) {
+        let backend = self.backend(record.isolation);
+        if backend.exists(id) {
             // State of an earlier run whose monitor died.
-            self.runtime
+            backend
                 .delete(id, true)
                 .map_err(backend_err("deleting the old state of"))?;
         }
         self.mount_root(id)?;
-        let pid = self
-            .runtime
-            .create(id, &dir)
-            .map_err(backend_err("creating"))?;
+        let pid = backend.create(id, &dir).map_err(backend_err("creating"))?;
         let before = record.clone();
         record.phase = Phase::Running;
         record.pid = Some(std::process::id());
@@ -184,9 +184,9 @@ impl Engine {
         record.finished = None;
         let started = record
             .save(&dir)
-            .and_then(|()| self.runtime.start(id).map_err(backend_err("starting")));
+            .and_then(|()| backend.start(id).map_err(backend_err("starting")));
         if let Err(e) = started {
-            let _ = self.runtime.delete(id, true);
+            let _ = backend.delete(id, true);
             let _ = before.save(&dir);
             return Err(e);
         }

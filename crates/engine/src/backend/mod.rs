@@ -1,0 +1,123 @@
+//! The isolation backend: how a prepared bundle becomes a running workload.
+//!
+//! Every isolation level implements [`Backend`]; the engine above does not care
+//! which one runs a container. A container's record names its level, so later
+//! commands (`stop`, `rm`, the monitor) reach the same backend.
+//!
+//! - `--isolation container` is [`ContainerBackend`]: berth-container's runtime,
+//!   in-process (no `berth-runtime` or `runc` binary).
+//! - `--isolation process` is [`ProcessBackend`]: the image's program as a plain
+//!   process in the host's namespaces.
+//! - `--isolation vm` is [`VmBackend`]: the image in a micro-VM with its own kernel.
+
+use std::path::Path;
+
+use berth_container::ContainerError;
+use serde::{Deserialize, Serialize};
+
+mod container;
+mod process;
+mod vm;
+
+pub use container::ContainerBackend;
+pub use process::ProcessBackend;
+pub use vm::VmBackend;
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The OCI runtime library failed.
+    #[error(transparent)]
+    Runtime(#[from] ContainerError),
+    /// Waiting for the workload failed.
+    #[error("waiting for pid {pid}")]
+    Wait {
+        /// The workload's pid.
+        pid: i32,
+        /// The cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// This isolation level is not implemented yet.
+    #[error("isolation {0:?} is not implemented yet")]
+    Unsupported(&'static str),
+}
+
+/// The isolation levels a container can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// A plain process: the image's root, env and user, a cgroup, no namespaces.
+    Process,
+    /// An OCI container: namespaces, cgroups, capabilities, pivot_root.
+    #[default]
+    Container,
+    /// A micro-VM with its own kernel.
+    Vm,
+}
+
+impl Isolation {
+    /// Every level, in the order `--isolation` lists them.
+    pub const ALL: [Isolation; 3] = [Self::Process, Self::Container, Self::Vm];
+
+    /// The name `--isolation` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Container => "container",
+            Self::Vm => "vm",
+        }
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "process" => Ok(Self::Process),
+            "container" => Ok(Self::Container),
+            "vm" => Ok(Self::Vm),
+            other => Err(format!(
+                "unknown isolation {other:?} (process, container or vm)"
+            )),
+        }
+    }
+}
+
+/// One isolation level: the lifecycle of a workload described by an OCI bundle.
+pub trait Backend {
+    /// Creates the workload from `bundle` (a `config.json` and its rootfs), stopped
+    /// before the user's program; returns its pid.
+    fn create(&self, id: &str, bundle: &Path) -> Result<i32, BackendError>;
+    /// Lets a created workload run its program.
+    fn start(&self, id: &str) -> Result<(), BackendError>;
+    /// Waits for the workload whose init is `pid` and returns its exit code (128+N
+    /// for signal N). The caller must be the process that called `create`.
+    fn wait(&self, id: &str, pid: i32) -> Result<i32, BackendError>;
+    /// Sends `signal` to the workload.
+    fn kill(&self, id: &str, signal: i32) -> Result<(), BackendError>;
+    /// Removes what the backend keeps for the workload; `force` kills it first.
+    fn delete(&self, id: &str, force: bool) -> Result<(), BackendError>;
+    /// Whether the backend still keeps state for `id` (created and not deleted).
+    /// Cheap: needs no kernel, VM image or running process.
+    fn exists(&self, id: &str) -> bool;
+    /// Create, start, wait (forwarding signals) and delete, in the foreground.
+    fn run(&self, id: &str, bundle: &Path) -> Result<i32, BackendError> {
+        let pid = self.create(id, bundle)?;
+        let code = self
+            .start(id)
+            .and_then(|()| self.wait(id, pid))
+            .inspect_err(|_| {
+                let _ = self.delete(id, true);
+            })?;
+        self.delete(id, false)?;
+        Ok(code)
+    }
+}
