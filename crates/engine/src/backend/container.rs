@@ -6,7 +6,7 @@ use berth_container::{ContainerError, CreateOptions, Runtime};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{Backend, BackendError};
+use super::{Backend, BackendError, Usage};
 
 /// berth-container's runtime, with its state under `state_root`.
 #[derive(Debug, Clone)]
@@ -71,6 +71,23 @@ impl Backend for ContainerBackend {
 
     fn exists(&self, id: &str) -> bool {
         self.runtime.state(id).is_ok()
+    }
+
+    fn pids(&self, id: &str) -> Result<Vec<i32>, BackendError> {
+        Ok(self.runtime.pids(id)?)
+    }
+
+    fn usage(&self, id: &str) -> Result<Usage, BackendError> {
+        let stats = self.runtime.stats(id)?.data.unwrap_or_default();
+        let limit = stats.memory.usage.limit;
+        Ok(Usage {
+            cpu_ns: stats.cpu.usage.total,
+            memory_bytes: stats.memory.usage.usage,
+            // cgroups report "no limit" as the largest page-aligned value.
+            memory_limit: (limit > 0 && limit < i64::MAX as u64 / 2).then_some(limit),
+            pids: stats.pids.current,
+            ksm_merged_pages: None,
+        })
     }
 
     /// The runtime's own foreground run: signals are forwarded to the init and a

@@ -91,6 +91,24 @@ impl std::str::FromStr for Isolation {
     }
 }
 
+/// A workload's resource use at one moment, for `berth stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// CPU time used, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, in bytes (for a VM: its hypervisor process's).
+    pub memory_bytes: u64,
+    /// The memory limit in bytes, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// Processes (for a VM: host processes of the hypervisor).
+    pub pids: u64,
+    /// Pages of the workload's memory that KSM merged with others (VMs on a host
+    /// running KSM); `None` where it does not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ksm_merged_pages: Option<u64>,
+}
+
 /// One isolation level: the lifecycle of a workload described by an OCI bundle.
 pub trait Backend {
     /// Creates the workload from `bundle` (a `config.json` and its rootfs), stopped
@@ -108,6 +126,14 @@ pub trait Backend {
     /// Whether the backend still keeps state for `id` (created and not deleted).
     /// Cheap: needs no kernel, VM image or running process.
     fn exists(&self, id: &str) -> bool;
+    /// The host pids of the workload's processes (`berth top`).
+    fn pids(&self, _id: &str) -> Result<Vec<i32>, BackendError> {
+        Err(BackendError::Unsupported("listing processes"))
+    }
+    /// The workload's resource use (`berth stats`).
+    fn usage(&self, _id: &str) -> Result<Usage, BackendError> {
+        Err(BackendError::Unsupported("resource statistics"))
+    }
     /// Create, start, wait (forwarding signals) and delete, in the foreground.
     fn run(&self, id: &str, bundle: &Path) -> Result<i32, BackendError> {
         let pid = self.create(id, bundle)?;
