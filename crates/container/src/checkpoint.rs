@@ -540,7 +540,7 @@ impl Runtime {
         pid_out: &mut Option<i32>,
     ) -> Result<(), CheckpointError> {
         let spec = &loaded.spec;
-        dir.save_config(&loaded.raw)?;
+        dir.save_config(&loaded.raw, true)?;
         let mut st = crate::create::creating_state(&opts.id, loaded, cgroup_path);
         dir.save_transient(&st)?;
         let cgroup = berth_cgroups::manager(cgroup_path)?;

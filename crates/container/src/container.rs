@@ -85,6 +85,10 @@ pub struct CreateOptions {
     /// An already connected console socket (used by foreground `run` to get the pty
     /// itself); takes the place of `console_socket`.
     pub console_fd: Option<std::sync::Arc<OwnedFd>>,
+    /// The container lives no longer than the command that creates it (a
+    /// foreground `run`): its state is written atomically but not fsynced, since a
+    /// machine crash ends it anyway.
+    pub transient: bool,
 }
 
 /// The runtime: every operation works on containers under `root`.

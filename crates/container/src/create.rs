@@ -63,7 +63,7 @@ impl Runtime {
         init_pid: &mut Option<i32>,
     ) -> Result<i32, ContainerError> {
         let spec = &loaded.spec;
-        dir.save_config(&loaded.raw)?;
+        dir.save_config(&loaded.raw, !opts.transient)?;
         let namespaces = Namespaces::from_spec(spec);
         let mut st = creating_state(&opts.id, loaded, cgroup_path);
         dir.save_transient(&st)?;
@@ -122,7 +122,11 @@ impl Runtime {
         let pid = parent::spawn(&cfg, &hooks, &mut |p| *init_pid = Some(p))?;
         drop(console);
         mark_created(&mut st, pid)?;
-        dir.save(&st)?;
+        if opts.transient {
+            dir.save_transient(&st)?;
+        } else {
+            dir.save(&st)?;
+        }
         if let Some(pid_file) = &opts.pid_file {
             state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
         }

@@ -47,6 +47,8 @@ impl Runtime {
             .and_then(|p| p.terminal())
             .unwrap_or(false);
         let mut opts = opts.clone();
+        // Deleted when it ends, by us: nothing of it needs to survive a crash.
+        opts.transient = true;
         let relay = if opts.console_socket.is_none() && terminal {
             let (ours, theirs) = console_pair()?;
             opts.console_fd = Some(theirs);

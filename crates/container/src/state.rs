@@ -169,9 +169,10 @@ impl ContainerDir {
         write_file(&self.path.join(STATE_FILE), &data, 0o600, false)
     }
 
-    /// Keep the container's config for later commands (hooks at start/delete).
-    pub fn save_config(&self, raw: &[u8]) -> Result<(), StateError> {
-        write_atomic(&self.path.join(CONFIG_FILE), raw, 0o600)
+    /// Keep the container's config for later commands (hooks at start/delete);
+    /// fsynced when `durable`.
+    pub fn save_config(&self, raw: &[u8], durable: bool) -> Result<(), StateError> {
+        write_file(&self.path.join(CONFIG_FILE), raw, 0o600, durable)
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -383,6 +383,15 @@ impl Engine {
     /// Makes a container from the image: its layers' snapshots, its own mounted
     /// snapshot, config and record. On error nothing of it is left.
     pub fn create(&self, opts: &RunOptions) -> Result<Record, EngineError> {
+        self.create_root(opts, false)
+    }
+
+    /// [`Engine::create`]; with `volatile` the root is an overlay that never syncs
+    /// its upper layer (`volatile`): for a container removed by the same command
+    /// that runs it, whose writes need not survive a crash. Unmounting such an
+    /// overlay then costs no sync of the host's filesystem, and it cannot be mounted
+    /// again (the kernel refuses), which such a container never needs.
+    fn create_root(&self, opts: &RunOptions, volatile: bool) -> Result<Record, EngineError> {
         let _lock = EngineLock::acquire(&self.root)?;
         let (reference, digest) = self.resolve_image(&opts.image)?;
         let (manifest, config) = self.read_image(&digest)?;
@@ -418,13 +427,18 @@ impl Engine {
         };
         let rootfs = dir.join("rootfs");
         fs::create_dir(&rootfs).map_err(io_err("creating", &rootfs))?;
-        let mounts = self
+        let mut mounts = self
             .snapshots
             .prepare(&snapshot_key(&id), top.as_deref())
             .map_err(|source| EngineError::Snapshot {
                 action: format!("preparing the root of container {id}"),
                 source,
             })?;
+        if volatile {
+            for m in mounts.iter_mut().filter(|m| m.kind == "overlay") {
+                m.options.push("volatile".into());
+            }
+        }
         mount_all(&mounts, &rootfs).map_err(|source| EngineError::Mount {
             action: format!("mounting the root of container {id}"),
             source,
@@ -466,7 +480,7 @@ impl Engine {
     /// its root unmounted. If the backend fails, the container is removed.
     pub fn run(&self, opts: &RunOptions) -> Result<i32, EngineError> {
         let backend = self.backend(opts.isolation);
-        let mut record = self.create(opts)?;
+        let mut record = self.create_root(opts, opts.remove)?;
         let dir = self.container_dir(&record.id);
         record.phase = Phase::Running;
         record.pid = Some(std::process::id());

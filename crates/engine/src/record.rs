@@ -73,7 +73,9 @@ impl Record {
         })
     }
 
-    /// Writes `dir/container.json` atomically.
+    /// Writes `dir/container.json` atomically; fsynced unless the container is
+    /// removed when it exits (a crash of the machine ends such a container anyway,
+    /// and a record lost with it leaves a directory the next `create` sweeps).
     pub fn save(&self, dir: &Path) -> Result<(), EngineError> {
         let path = dir.join("container.json");
         let tmp = dir.join(".container.json.tmp");
@@ -81,7 +83,9 @@ impl Record {
             let mut f = File::create(&tmp)?;
             serde_json::to_writer_pretty(&mut f, self)?;
             f.write_all(b"\n")?;
-            f.sync_all()?;
+            if !self.auto_remove {
+                f.sync_all()?;
+            }
             fs::rename(&tmp, &path)
         })();
         if result.is_err() {

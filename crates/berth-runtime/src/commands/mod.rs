@@ -66,5 +66,6 @@ fn create_options(args: &CreateArgs) -> CreateOptions {
         no_pivot: args.no_pivot,
         preserve_fds: args.preserve_fds,
         console_fd: None,
+        transient: false,
     }
 }
