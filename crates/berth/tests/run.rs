@@ -376,3 +376,22 @@ fn leftovers_of_an_interrupted_create_are_swept() {
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
     root.assert_no_containers();
 }
+
+/// A container removed by the command that runs it gets a `volatile` overlay (no
+/// sync of the host's filesystem when it goes); one that stays does not, since a
+/// volatile upper layer can never be mounted again.
+#[test]
+fn only_a_foreground_rm_root_is_volatile() {
+    let Some(root) = Root::new() else { return };
+    let script = "grep ' / overlay ' /proc/mounts | grep -c volatile || true";
+    let (code, out, err) = root.run(&["run", "--rm", "busybox", "sh", "-c", script]);
+    assert_eq!((code, out.trim()), (0, "1"), "stderr: {err}");
+    let (code, out, err) = root.run(&["run", "--name", "kept", "busybox", "sh", "-c", script]);
+    assert_eq!((code, out.trim()), (0, "0"), "stderr: {err}");
+    // The kept one starts again on its (non-volatile) upper layer.
+    let (code, _, err) = root.run(&["start", "kept"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let (code, _, err) = root.run(&["rm", "-f", "kept"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    root.assert_no_containers();
+}
