@@ -242,6 +242,15 @@ pub struct RunArgs {
     /// Mount a tmpfs at this path.
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Add a capability (SYS_ADMIN, CAP_NET_RAW, ALL…).
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (ALL drops every one).
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     /// The image.
     pub image: String,
     /// The command and its arguments.

@@ -395,3 +395,87 @@ fn only_a_foreground_rm_root_is_volatile() {
     assert_eq!(code, 0, "stderr: {err}");
     root.assert_no_containers();
 }
+
+/// Podman's default capabilities and a seccomp deny list; `--cap-add`,
+/// `--cap-drop` and `--security-opt` change them, and bad values are refused
+/// before anything is made.
+#[test]
+fn capabilities_and_seccomp() {
+    let Some(root) = Root::new() else { return };
+    let status = "grep -E '^(CapEff|Seccomp):' /proc/self/status";
+    let (code, out, err) = root.run(&["run", "--rm", "busybox", "sh", "-c", status]);
+    assert_eq!(code, 0, "stderr: {err}");
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE SYS_CHROOT SETFCAP.
+    assert!(out.contains("CapEff:\t00000000800405fb"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    // New namespaces are denied by the default profile even with SYS_ADMIN…
+    let unshare = "unshare -n true && echo made || echo denied";
+    let (_, out, _) = root.run(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "sys_admin",
+        "busybox",
+        "sh",
+        "-c",
+        unshare,
+    ]);
+    assert_eq!(out.trim(), "denied");
+    // …and allowed without it.
+    let (_, out, err) = root.run(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "CAP_SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "sh",
+        "-c",
+        unshare,
+    ]);
+    assert_eq!(out.trim(), "made", "stderr: {err}");
+    let (_, out, _) = root.run(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_RAW",
+        "busybox",
+        "sh",
+        "-c",
+        status,
+    ]);
+    assert!(out.contains("CapEff:\t0000000000002000"), "{out}");
+    // A profile file: OCI format, here denying mkdir.
+    let profile = root.path().join("profile.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let (code, _, err) = root.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/d",
+    ]);
+    assert_ne!(code, 0, "mkdir ran under a profile denying it: {err}");
+    assert!(err.contains("not permitted"), "{err}");
+    for bad in [
+        ["--cap-add", "FLY"],
+        ["--security-opt", "label=disable"],
+        ["--security-opt", "seccomp=/nonexistent.json"],
+    ] {
+        let (code, _, err) = root.run(&["run", "--rm", bad[0], bad[1], "busybox", "true"]);
+        assert_eq!(code, 125, "{bad:?}: {err}");
+        assert!(err.contains(bad[1].trim_start_matches("seccomp=")), "{err}");
+    }
+    root.assert_no_containers();
+}

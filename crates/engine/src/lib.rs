@@ -31,6 +31,7 @@ pub mod layers;
 pub mod lock;
 pub mod logs;
 pub mod record;
+pub mod security;
 pub mod spec;
 pub mod user;
 

@@ -100,6 +100,12 @@ pub struct RunFlags {
     pub volumes: Vec<Volume>,
     /// `--tmpfs` destinations.
     pub tmpfs: Vec<String>,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`.
+    pub security: crate::security::SecurityOpts,
 }
 
 /// Parses `--memory`: bytes with an optional `b`, `k`, `m` or `g` suffix.
@@ -327,6 +333,7 @@ pub fn build(
         linux.set_namespaces(Some(namespaces));
     }
     linux.set_resources(Some(resources(flags)?));
+    crate::security::apply(&mut spec, &flags.cap_add, &flags.cap_drop, &flags.security)?;
     Ok(spec)
 }
 

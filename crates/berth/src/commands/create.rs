@@ -6,6 +6,6 @@ use berth_engine::Engine;
 use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
-    println!("{}", engine.create(&super::run::options(args))?.id);
+    println!("{}", engine.create(&super::run::options(args)?)?.id);
     Ok(0)
 }

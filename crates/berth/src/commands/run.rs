@@ -2,13 +2,14 @@
 //! exit status is the container's; with `-d` the id is printed once it runs.
 
 use anyhow::Result;
+use berth_engine::security::SecurityOpts;
 use berth_engine::{Engine, RunFlags, RunOptions};
 
 use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
     let detach = args.detach;
-    let opts = options(args);
+    let opts = options(args)?;
     if detach {
         println!("{}", engine.run_detached(&opts)?.id);
         return Ok(0);
@@ -17,8 +18,12 @@ pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
 }
 
 /// The engine's options from the flags (shared with `create`).
-pub fn options(args: RunArgs) -> RunOptions {
-    RunOptions {
+pub fn options(args: RunArgs) -> Result<RunOptions> {
+    let mut security = SecurityOpts::default();
+    for opt in &args.security_opt {
+        security.add(opt).map_err(anyhow::Error::msg)?;
+    }
+    Ok(RunOptions {
         image: args.image,
         name: args.name,
         remove: args.rm,
@@ -38,6 +43,9 @@ pub fn options(args: RunArgs) -> RunOptions {
             pids_limit: args.pids_limit,
             volumes: args.volume,
             tmpfs: args.tmpfs,
+            cap_add: args.cap_add,
+            cap_drop: args.cap_drop,
+            security,
         },
-    }
+    })
 }
