@@ -114,8 +114,10 @@ fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
 
-/// Unmounts `target` if something is mounted there.
+/// Unmounts `target` if something is mounted there, and first whatever a backend
+/// stacked under it.
 fn unmount_if_mounted(target: &Path) -> Result<(), EngineError> {
+    crate::mounts::unmount_below(target);
     loop {
         match umount2(target, MntFlags::UMOUNT_NOFOLLOW) {
             Ok(()) => continue, // stacked mounts: take them all off

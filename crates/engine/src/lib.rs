@@ -30,6 +30,7 @@ pub mod error;
 pub mod layers;
 pub mod lock;
 pub mod logs;
+pub mod mounts;
 pub mod record;
 pub mod spec;
 pub mod user;
