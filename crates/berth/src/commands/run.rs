@@ -1,13 +1,17 @@
 //! `berth run [-d] [--rm] [--name N] [flags] IMAGE [CMD...]`: in the foreground the
 //! exit status is the container's; with `-d` the id is printed once it runs.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use berth_engine::{Engine, RunFlags, RunOptions};
 
 use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
     let detach = args.detach;
+    if !args.interactive && !detach {
+        let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
+        nix::unistd::dup2_stdin(&null).context("making stdin /dev/null")?;
+    }
     let opts = options(args);
     if detach {
         println!("{}", engine.run_detached(&opts)?.id);
@@ -38,6 +42,7 @@ pub fn options(args: RunArgs) -> RunOptions {
             pids_limit: args.pids_limit,
             volumes: args.volume,
             tmpfs: args.tmpfs,
+            tty: args.tty,
         },
     }
 }
