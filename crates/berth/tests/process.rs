@@ -114,3 +114,30 @@ fn detached_memory_limit_ps_stop_and_rm() {
     assert!(!memory_cgroup(&id).exists(), "cgroup left");
     root.assert_no_containers();
 }
+
+#[test]
+fn exec_into_a_process_container() {
+    let Some(root) = Root::new() else { return };
+    let id = root.ok(&[
+        "run", "-d", P, "--name", "e", "-e", "A=1", "busybox", "sleep", "1000",
+    ]);
+    let (code, out, err) = root.run(&[
+        "exec",
+        "-u",
+        "1000",
+        "-w",
+        "/tmp",
+        "-e",
+        "B=2",
+        "e",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $A$B; exit 5",
+    ]);
+    assert_eq!((code, out.as_str()), (5, "1000\n/tmp\n12\n"), "{err}");
+    // It runs in the container's cgroup.
+    let out = root.ok(&["exec", "e", "cat", "/proc/self/cgroup"]);
+    assert!(out.contains(&format!("/berth/{}", id.trim())), "{out}");
+    root.ok(&["rm", "-f", "e"]);
+    root.assert_no_containers();
+}

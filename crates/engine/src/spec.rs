@@ -129,7 +129,7 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("memory {s:?}: out of range"))
 }
 
-fn set_env(env: &mut Vec<String>, entry: String) {
+pub(crate) fn set_env(env: &mut Vec<String>, entry: String) {
     let key = entry.split('=').next().unwrap_or_default().to_owned();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(entry);

@@ -245,7 +245,7 @@ impl ProcessBackend {
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&dir)
             .map_err(ProcessError::io("opening", &dir))?;
-        let plan = child::Plan::new(spec, &state.rootfs, state_dir.into(), tty)?;
+        let plan = child::Plan::new(spec, &state.rootfs, Some(state_dir.into()), tty)?;
         let pid = child::spawn(&plan, |pid| Ok(cgroup.add_task(pid)?))?;
         state.pid = pid;
         state.start_time = proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
@@ -325,6 +325,35 @@ impl ProcessBackend {
             }
         }
         Ok(())
+    }
+
+    /// Runs `spec`'s process beside the running process of `id` (its rootfs and
+    /// cgroup), in the foreground as [`Backend::run`] does; returns its exit code.
+    pub fn exec(&self, id: &str, spec: &Spec) -> Result<i32, BackendError> {
+        let state = self.load(id)?;
+        if !state.alive() {
+            return Err(ProcessError::NotRunning(id.to_owned()).into());
+        }
+        let cgroup = berth_cgroups::manager(&state.cgroup_path).map_err(ProcessError::from)?;
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+        let pty = terminal.then(open_pty).transpose()?;
+        let tty = pty.as_ref().map(|(_, s)| s.as_path());
+        let plan = child::Plan::new(spec, &state.rootfs, None, tty)?;
+        let set = berth_container::run::block_forwarded()?;
+        let spawned = child::spawn(&plan, |pid| Ok(cgroup.add_task(pid)?));
+        let code = spawned.map_err(BackendError::from).and_then(|pid| {
+            Ok(berth_container::run::supervise(
+                pid,
+                &set,
+                pty.as_ref().map(|p| &p.0),
+            )?)
+        });
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+            Some(&set),
+            None,
+        );
+        code
     }
 
     fn cgroup(&self, id: &str) -> Result<Box<dyn berth_cgroups::CgroupManager>, ProcessError> {

@@ -13,6 +13,9 @@
 //!                                         … blocks until start …
 //! start: open fifo O_RDONLY, read "0" ◀── write "0"; execve
 //! ```
+//!
+//! An exec into a running process container takes the same steps without the
+//! FIFO.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -54,8 +57,9 @@ pub(super) struct Plan {
     env: Vec<CString>,
     /// The pty's slave when the process gets a terminal.
     tty: Option<CString>,
-    /// The state directory (O_PATH), to open exec.fifo after chroot.
-    state_dir: OwnedFd,
+    /// The state directory (O_PATH), to open exec.fifo after chroot; `None` for
+    /// an exec, which runs at once.
+    state_dir: Option<OwnedFd>,
 }
 
 fn cstring(what: &str, bytes: &[u8]) -> Result<CString, ProcessError> {
@@ -82,7 +86,7 @@ impl Plan {
     pub fn new(
         spec: &Spec,
         rootfs: &Path,
-        state_dir: OwnedFd,
+        state_dir: Option<OwnedFd>,
         tty: Option<&Path>,
     ) -> Result<Self, ProcessError> {
         let process = spec
@@ -274,17 +278,19 @@ fn child(
         };
         libc::write(sync, [0u8].as_ptr().cast(), 1);
         libc::close(sync);
-        let fifo = libc::openat(
-            plan.state_dir.as_raw_fd(),
-            c"exec.fifo".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        );
-        if fifo < 0 {
-            libc::_exit(126);
+        if let Some(dir) = &plan.state_dir {
+            let fifo = libc::openat(
+                dir.as_raw_fd(),
+                c"exec.fifo".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if fifo < 0 {
+                libc::_exit(126);
+            }
+            libc::write(fifo, c"0".as_ptr().cast(), 1);
+            libc::close(fifo);
+            libc::close(dir.as_raw_fd());
         }
-        libc::write(fifo, c"0".as_ptr().cast(), 1);
-        libc::close(fifo);
-        libc::close(plan.state_dir.as_raw_fd());
         libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
         let msg = b"berth: exec failed\n";
         libc::write(2, msg.as_ptr().cast(), msg.len());
