@@ -141,3 +141,25 @@ fn exec_into_a_process_container() {
     root.ok(&["rm", "-f", "e"]);
     root.assert_no_containers();
 }
+
+#[test]
+fn detached_output_is_logged_and_waited_for() {
+    let Some(root) = Root::new() else { return };
+    root.ok(&[
+        "run",
+        "-d",
+        P,
+        "--name",
+        "l",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(root.ok(&["wait", "l"]), "3\n");
+    let (code, out, err) = root.run(&["logs", "l"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "out\n", "err\n"));
+    assert_eq!(root.mounts(), Vec::<String>::new(), "left mounted");
+    root.ok(&["rm", "l"]);
+    root.assert_no_containers();
+}
