@@ -163,3 +163,19 @@ fn detached_output_is_logged_and_waited_for() {
     root.ok(&["rm", "l"]);
     root.assert_no_containers();
 }
+
+#[test]
+fn a_dead_monitor_is_cleaned_by_rm_force() {
+    let Some(root) = Root::new() else { return };
+    let id = root.ok(&["run", "-d", P, "--name", "m", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let monitor = root.record("m").pid.unwrap();
+    let pid = nix::unistd::Pid::from_raw(monitor as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    root.eventually("the monitor is gone", || {
+        fs::read_to_string(format!("/proc/{monitor}/stat")).map_or(true, |s| s.contains(") Z"))
+    });
+    root.ok(&["rm", "-f", "m"]);
+    assert!(!memory_cgroup(id).exists(), "cgroup left");
+    root.assert_no_containers();
+}
