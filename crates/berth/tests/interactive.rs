@@ -113,6 +113,10 @@ fn tty_gives_the_process_a_terminal() {
             text.ends_with("tty\n") && !text.contains("no tty"),
             "{iso}: {text:?}"
         );
+        // Nobody could relay a detached container's pty.
+        let (code, _, err) = root.run(&["run", "-d", "-t", &isolation, "busybox", "true"]);
+        assert_eq!(code, 125);
+        assert!(err.contains("-t needs the foreground"), "{err}");
         // Without -t (and without a terminal of its own) it has none.
         let (code, out, _) = root.run(&["run", "--rm", &isolation, "busybox", "sh", "-c", probe]);
         assert_eq!((code, out.as_str()), (0, "no tty\n"), "{iso}");

@@ -8,6 +8,9 @@ use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
     let detach = args.detach;
+    if detach {
+        no_detached_tty(&args)?;
+    }
     if !args.interactive && !detach {
         let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
         nix::unistd::dup2_stdin(&null).context("making stdin /dev/null")?;
@@ -18,6 +21,16 @@ pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     Ok(engine.run(&opts)?)
+}
+
+/// A detached container has nobody to relay its pty (no attach yet).
+pub fn no_detached_tty(args: &RunArgs) -> Result<()> {
+    if args.tty {
+        anyhow::bail!(
+            "-t needs the foreground: a detached or created container cannot have a terminal yet"
+        );
+    }
+    Ok(())
 }
 
 /// The engine's options from the flags (shared with `create`).
