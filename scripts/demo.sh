@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# berth's main job on a built-in default: run a busybox container with berth-runtime.
+# berth's main job on a built-in default: run the built-in busybox image (made on
+# this machine from Debian's busybox-static, no registry) with `berth run`.
 #
 #   sudo bash scripts/demo.sh [COMMAND...]
 #
-# Installs what it needs (busybox-static), builds berth-runtime (release), makes an OCI
-# bundle from Debian's busybox in a temp dir, writes the default spec with
-# `berth-runtime spec`, and runs COMMAND in it (default: a short tour of what the
-# container sees). The bundle and the container are removed afterwards.
+# Installs what it needs (busybox-static), builds `berth` (release) and runs COMMAND
+# (default: a short tour of what the container sees) in a container, then the same
+# image as a plain process for comparison. The containers are removed afterwards
+# (`--rm`); the image stays in berth's store (/var/lib/berth, or $BERTH_ROOT).
+# With DEMO_VM=1 it also fetches a guest kernel and runs the image in a micro-VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,38 +19,31 @@ fi
 if [[ ! -x /bin/busybox ]]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi
-runtime=$(bash scripts/build-release.sh)
-
-bundle=$(mktemp -d /tmp/berth-demo.XXXXXX)
-id="demo-$$"
-cleanup() {
-    "$runtime" delete --force "$id" >/dev/null 2>&1 || true
-    rm -rf "$bundle"
-}
-trap cleanup EXIT
-
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/etc"
-cp /bin/busybox "$bundle/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-    [[ $applet == busybox ]] && continue
-    ln -sf busybox "$bundle/rootfs/bin/$applet"
-done
-echo "root:x:0:0:root:/root:/bin/sh" >"$bundle/rootfs/etc/passwd"
-(cd "$bundle" && "$runtime" spec)
+if ! command -v cargo >/dev/null; then
+    echo "demo: needs a Rust toolchain (https://rustup.rs)" >&2
+    exit 1
+fi
+cargo build --release --quiet -p berth >&2
+berth="$PWD/target/release/berth"
 
 if [[ $# -eq 0 ]]; then
-    set -- sh -c 'echo "hello from $(hostname), pid $$ in its own pid namespace";
+    set -- sh -c 'echo "hello from $(hostname), pid $$: $(uname -sr)";
         echo "--- processes:"; ps;
-        echo "--- mounts:"; cat /proc/mounts | cut -d" " -f1-3 | head -12;
-        echo "--- capabilities:"; grep Cap /proc/self/status'
+        echo "--- mounts:"; cut -d" " -f1-3 /proc/mounts | head -8;
+        echo "--- capabilities:"; grep CapEff /proc/self/status'
 fi
-# The default spec asks for a terminal; use it only when we have one.
-terminal=false
-[[ -t 0 && -t 1 ]] && terminal=true
-args=$(jq -n '$ARGS.positional' --args -- "$@")
-jq --argjson args "$args" --argjson t "$terminal" \
-    '.process.args = $args | .process.terminal = $t' \
-    "$bundle/config.json" >"$bundle/config.json.new"
-mv "$bundle/config.json.new" "$bundle/config.json"
+tty=()
+[[ -t 0 && -t 1 ]] && tty=(-it)
 
-"$runtime" run --bundle "$bundle" "$id"
+echo "== berth run --rm busybox (isolation: container)" >&2
+"$berth" run --rm "${tty[@]}" busybox "$@"
+if "$berth" run --help | grep -q 'process'; then
+    echo "== berth run --rm --isolation process busybox" >&2
+    "$berth" run --rm --isolation process busybox "$@" || true
+fi
+if [[ ${DEMO_VM:-0} == 1 ]]; then
+    bash scripts/fetch-kernel.sh >&2
+    echo "== berth run --rm --isolation vm busybox" >&2
+    "$berth" run --rm --isolation vm busybox "$@"
+fi
+echo "(berth is at $berth: try '$berth images', '$berth run -d busybox sleep 60', '$berth ps')" >&2

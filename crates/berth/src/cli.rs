@@ -73,6 +73,13 @@ pub enum Command {
     /// Disk usage and cleanup.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage named volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Show a running container's processes.
+    Top(TopArgs),
+    /// Show running containers' CPU, memory and process counts.
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +207,12 @@ pub struct RunArgs {
     /// The container's name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Keep stdin open to the process (otherwise it is /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
     /// process, container or vm.
     #[arg(long, default_value = "container")]
     pub isolation: Isolation,
@@ -236,7 +249,7 @@ pub struct RunArgs {
     /// Most processes.
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
-    /// Bind mount SRC:DST[:ro].
+    /// Bind mount SRC:DST[:ro]; SRC is a host path or a volume name.
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<Volume>,
     /// Mount a tmpfs at this path.
@@ -362,6 +375,68 @@ pub struct PruneArgs {
     /// Also remove every image no container uses.
     #[arg(short, long)]
     pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (a random name without NAME).
+    Create(VolumeCreateArgs),
+    /// List volumes.
+    Ls(FormatArgs),
+    /// Show volumes as JSON.
+    Inspect(VolumeNamesArgs),
+    /// Remove volumes.
+    Rm(VolumeRmArgs),
+    /// Remove every volume no container uses.
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// The volume's name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeNamesArgs {
+    /// Volume names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Remove volumes even when containers use them.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Volume names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Do not ask (berth never asks; accepted for Docker's scripts).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// `table` or `json`.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Names or ids (default: every running container).
+    pub containers: Vec<String>,
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub(crate) fn console_pair() -> Result<(UnixStream, Arc<OwnedFd>), ContainerErro
 }
 
 /// Block every signal we forward (they are then read from a signalfd).
-pub(crate) fn block_forwarded() -> Result<SigSet, ContainerError> {
+pub fn block_forwarded() -> Result<SigSet, ContainerError> {
     let set = forwarded_signals();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
         .map_err(|e| ContainerError::sys("blocking signals", e))?;
@@ -101,11 +101,7 @@ pub(crate) fn block_forwarded() -> Result<SigSet, ContainerError> {
 
 /// Wait for `pid` (a descendant we reap as subreaper), forwarding signals and relaying
 /// the pty if there is one; its exit code.
-pub(crate) fn supervise(
-    pid: i32,
-    set: &SigSet,
-    master: Option<&OwnedFd>,
-) -> Result<i32, ContainerError> {
+pub fn supervise(pid: i32, set: &SigSet, master: Option<&OwnedFd>) -> Result<i32, ContainerError> {
     let _raw = master.and_then(|_| RawMode::enter());
     if let Some(m) = master {
         copy_window_size(m);

@@ -27,10 +27,12 @@ use crate::spec::{self, RunFlags};
 mod exec;
 mod lifecycle;
 mod monitor;
+mod stats;
 
 pub use exec::ExecRequest;
 pub use lifecycle::parse_signal;
 pub use monitor::MONITOR_VERB;
+pub use stats::{ContainerStats, ProcessInfo};
 
 /// The default `--root`.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
@@ -87,14 +89,14 @@ pub struct Engine {
     vm: VmBackend,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn random_id() -> Result<String, EngineError> {
+pub(crate) fn random_id() -> Result<String, EngineError> {
     let mut bytes = [0u8; 32];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -114,8 +116,10 @@ fn snapshot_key(id: &str) -> String {
     format!("container-{id}")
 }
 
-/// Unmounts `target` if something is mounted there.
+/// Unmounts `target` if something is mounted there, and first whatever a backend
+/// stacked under it.
 fn unmount_if_mounted(target: &Path) -> Result<(), EngineError> {
+    crate::mounts::unmount_below(target);
     loop {
         match umount2(target, MntFlags::UMOUNT_NOFOLLOW) {
             Ok(()) => continue, // stacked mounts: take them all off
@@ -444,7 +448,8 @@ impl Engine {
             source,
         })?;
         let run = config.config.clone().unwrap_or_default();
-        let spec = spec::build(&id, &rootfs, &run, &opts.flags)?;
+        let flags = self.resolve_volumes(&opts.flags, &rootfs)?;
+        let spec = spec::build(&id, &rootfs, &run, &flags)?;
         let config_path = dir.join("config.json");
         spec.save(&config_path)
             .map_err(|source| EngineError::Spec {

@@ -133,6 +133,17 @@ pub enum EngineError {
     /// The container runs and `force` was not given.
     #[error("container {0} is running (stop it first or use --force)")]
     Running(String),
+    /// No volume has this name.
+    #[error("no such volume: {0}")]
+    VolumeNotFound(String),
+    /// A container uses the volume and `force` was not given.
+    #[error("volume {volume} is in use by container {container} (remove it first or use --force)")]
+    VolumeInUse {
+        /// The volume.
+        volume: String,
+        /// A container using it.
+        container: String,
+    },
     /// A flag or an image config value is not usable.
     #[error("{0}")]
     Invalid(String),

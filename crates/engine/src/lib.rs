@@ -13,6 +13,8 @@
 //!                          container's snapshot is mounted here while it exists)
 //! runtime/                 the OCI runtime's own state (berth-container)
 //!                          ctr.log (a detached container's output, JSON lines)
+//! process/<id>/            the process backend's state (state.json, exec.fifo)
+//! volumes/<name>/          a named volume: volume.json and _data/ (its content)
 //! engine.lock              held while containers are created, started or removed
 //! ```
 //!
@@ -30,10 +32,12 @@ pub mod error;
 pub mod layers;
 pub mod lock;
 pub mod logs;
+pub mod mounts;
 pub mod record;
 pub mod security;
 pub mod spec;
 pub mod user;
+pub mod volumes;
 
 mod engine;
 mod export;
@@ -42,11 +46,12 @@ pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation, ProcessBackend, VmBackend};
 pub use engine::{
-    parse_signal, ContainerSummary, Engine, ExecRequest, ImageSummary, RunOptions, DEFAULT_ROOT,
-    MONITOR_VERB,
+    parse_signal, ContainerStats, ContainerSummary, Engine, ExecRequest, ImageSummary, ProcessInfo,
+    RunOptions, DEFAULT_ROOT, MONITOR_VERB,
 };
 pub use error::EngineError;
 pub use image_ops::{ContainerInspect, ImageInspect, RemovedImage};
 pub use logs::{LogEntry, LogStream, LogsOptions};
 pub use record::{Phase, Record};
 pub use spec::{Network, RunFlags, Volume};
+pub use volumes::VolumeRecord;

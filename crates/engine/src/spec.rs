@@ -36,11 +36,14 @@ impl std::str::FromStr for Network {
     }
 }
 
-/// A `-v SRC:DST[:ro]` bind mount.
+/// A `-v SRC:DST[:ro]` bind mount of a host path, or of a named volume when SRC
+/// is not a path (the engine resolves it before [`build`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
-    /// The host path.
+    /// The host path, or the volume's name when `named`.
     pub source: PathBuf,
+    /// `source` is a named volume (`<root>/volumes/<name>/_data`).
+    pub named: bool,
     /// The path in the container.
     pub destination: String,
     /// Mounted read-only.
@@ -58,11 +61,15 @@ impl std::str::FromStr for Volume {
             [src, dst, "rw"] => (*src, *dst, false),
             _ => return Err(format!("volume {s:?}: expected SRC:DST[:ro|rw]")),
         };
-        if !src.starts_with('/') || !dst.starts_with('/') {
-            return Err(format!("volume {s:?}: both paths must be absolute"));
+        let named = !src.starts_with('/');
+        if !dst.starts_with('/') || (named && !crate::volumes::valid_name(src)) {
+            return Err(format!(
+                "volume {s:?}: SRC is an absolute path or a volume name, DST an absolute path"
+            ));
         }
         Ok(Self {
             source: src.into(),
+            named,
             destination: dst.into(),
             readonly,
         })
@@ -106,6 +113,8 @@ pub struct RunFlags {
     pub cap_drop: Vec<String>,
     /// `--security-opt`.
     pub security: crate::security::SecurityOpts,
+    /// `-t`: the process gets a pty (`process.terminal`).
+    pub tty: bool,
 }
 
 /// Parses `--memory`: bytes with an optional `b`, `k`, `m` or `g` suffix.
@@ -126,7 +135,7 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("memory {s:?}: out of range"))
 }
 
-fn set_env(env: &mut Vec<String>, entry: String) {
+pub(crate) fn set_env(env: &mut Vec<String>, entry: String) {
     let key = entry.split('=').next().unwrap_or_default().to_owned();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(entry);
@@ -300,6 +309,7 @@ pub fn build(
         .as_mut()
         .expect("default spec has a process");
     process.set_args(Some(argv(image, flags)?));
+    process.set_terminal(Some(flags.tty));
     process.set_env(Some(environment(image, flags)?));
     process.set_cwd(cwd.into());
     process.set_user(
@@ -384,7 +394,9 @@ mod tests {
         assert!(parse_memory("lots").is_err());
         let v: Volume = "/a:/b:ro".parse().unwrap();
         assert!(v.readonly && v.destination == "/b");
-        assert!("a:/b".parse::<Volume>().is_err());
+        assert!("a:/b".parse::<Volume>().unwrap().named);
+        assert!("../a:/b".parse::<Volume>().is_err());
+        assert!(":/b".parse::<Volume>().is_err());
         assert!("/a:/b:rx".parse::<Volume>().is_err());
     }
 

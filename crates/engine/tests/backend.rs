@@ -99,3 +99,53 @@ fn a_layer_must_match_its_diff_id() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].kind, Kind::Committed);
 }
+
+#[test]
+fn process_backend_step_by_step() {
+    let Some(c) = setup() else { return };
+    let engine = &c.0;
+    let record = engine
+        .create(&RunOptions {
+            image: "busybox".into(),
+            isolation: Isolation::Process,
+            flags: RunFlags {
+                command: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "read x < /dev/zero; exit 4".into(),
+                ],
+                pids_limit: Some(20),
+                ..RunFlags::default()
+            },
+            ..RunOptions::default()
+        })
+        .unwrap();
+    let bundle = engine.root().join("containers").join(&record.id);
+    let rootfs = bundle.join("rootfs");
+    let backend = engine.backend(Isolation::Process);
+    assert!(!backend.exists(&record.id));
+    let pid = backend.create(&record.id, &bundle).unwrap();
+    assert!(backend.exists(&record.id));
+    // Created: blocked before exec, already in its cgroup, /proc and /dev mounted.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sh");
+    assert_eq!(backend.pids(&record.id).unwrap(), vec![pid]);
+    let below = berth_engine::mounts::mounts_below(&rootfs);
+    assert!(below.contains(&rootfs.join("proc")), "{below:?}");
+    assert!(below.contains(&rootfs.join("dev")), "{below:?}");
+    backend.start(&record.id).unwrap();
+    let usage = backend.usage(&record.id).unwrap();
+    assert!(usage.pids >= 1);
+    assert!(matches!(
+        backend.delete(&record.id, false),
+        Err(berth_engine::BackendError::Process(_))
+    ));
+    backend.kill(&record.id, nix::libc::SIGKILL).unwrap();
+    assert_eq!(backend.wait(&record.id, pid).unwrap(), 137);
+    backend.delete(&record.id, false).unwrap();
+    assert!(!backend.exists(&record.id));
+    assert!(berth_engine::mounts::mounts_below(&rootfs).is_empty());
+    assert!(!Path::new(&format!("/sys/fs/cgroup/pids/berth/{}", record.id)).exists());
+    engine.remove(&record.id, false).unwrap();
+    assert!(!bundle.exists());
+}

@@ -32,7 +32,7 @@ pub use error::RootfsError;
 
 use cgroup::CgroupSource;
 use mounts::Mounter;
-use resolve::Root;
+pub use resolve::Root;
 
 /// Options that do not come from the spec.
 #[derive(Debug, Clone, Copy)]

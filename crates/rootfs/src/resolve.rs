@@ -23,7 +23,7 @@ const MAX_SYMLINKS: usize = 40;
 
 /// An open rootfs directory and its path in the current mount namespace.
 #[derive(Debug)]
-pub(crate) struct Root {
+pub struct Root {
     fd: OwnedFd,
     path: PathBuf,
 }

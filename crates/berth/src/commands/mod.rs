@@ -21,9 +21,12 @@ mod rmi;
 mod run;
 mod save;
 mod start;
+mod stats;
 mod stop;
 mod system;
 mod tag;
+mod top;
+mod volume;
 mod wait;
 
 use anyhow::Result;
@@ -63,6 +66,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Login(args) => login::login(&engine, &args),
         Command::Logout(args) => login::logout(&engine, &args),
         Command::System(cmd) => system::run(&engine, cmd),
+        Command::Volume(cmd) => volume::run(&engine, cmd),
+        Command::Top(args) => top::run(&engine, &args),
+        Command::Stats(args) => stats::run(&engine, &args),
     }
 }
 

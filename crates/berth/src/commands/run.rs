@@ -1,7 +1,7 @@
 //! `berth run [-d] [--rm] [--name N] [flags] IMAGE [CMD...]`: in the foreground the
 //! exit status is the container's; with `-d` the id is printed once it runs.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use berth_engine::security::SecurityOpts;
 use berth_engine::{Engine, RunFlags, RunOptions};
 
@@ -9,12 +9,29 @@ use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
     let detach = args.detach;
+    if detach {
+        no_detached_tty(&args)?;
+    }
+    if !args.interactive && !detach {
+        let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
+        nix::unistd::dup2_stdin(&null).context("making stdin /dev/null")?;
+    }
     let opts = options(args)?;
     if detach {
         println!("{}", engine.run_detached(&opts)?.id);
         return Ok(0);
     }
     Ok(engine.run(&opts)?)
+}
+
+/// A detached container has nobody to relay its pty (no attach yet).
+pub fn no_detached_tty(args: &RunArgs) -> Result<()> {
+    if args.tty {
+        anyhow::bail!(
+            "-t needs the foreground: a detached or created container cannot have a terminal yet"
+        );
+    }
+    Ok(())
 }
 
 /// The engine's options from the flags (shared with `create`).
@@ -46,6 +63,7 @@ pub fn options(args: RunArgs) -> Result<RunOptions> {
             cap_add: args.cap_add,
             cap_drop: args.cap_drop,
             security,
+            tty: args.tty,
         },
     })
 }

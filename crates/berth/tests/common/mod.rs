@@ -146,6 +146,10 @@ impl Root {
         assert_eq!(self.snapshots(Kind::Active), Vec::<String>::new());
         let runtime: Vec<_> = fs::read_dir(self.path().join("runtime")).unwrap().collect();
         assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
+        if let Ok(rd) = fs::read_dir(self.path().join("process")) {
+            let left: Vec<_> = rd.collect();
+            assert!(left.is_empty(), "process state left: {left:?}");
+        }
     }
 }
 

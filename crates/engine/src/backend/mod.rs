@@ -20,7 +20,7 @@ mod process;
 mod vm;
 
 pub use container::ContainerBackend;
-pub use process::ProcessBackend;
+pub use process::{ProcessBackend, ProcessError};
 pub use vm::VmBackend;
 
 /// Why a backend operation failed.
@@ -38,6 +38,9 @@ pub enum BackendError {
         #[source]
         source: nix::Error,
     },
+    /// The process backend failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     /// This isolation level is not implemented yet.
     #[error("isolation {0:?} is not implemented yet")]
     Unsupported(&'static str),
