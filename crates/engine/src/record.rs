@@ -80,9 +80,10 @@ impl Record {
         let path = dir.join("container.json");
         let tmp = dir.join(".container.json.tmp");
         let result = (|| {
+            let mut bytes = serde_json::to_vec_pretty(self)?;
+            bytes.push(b'\n');
             let mut f = File::create(&tmp)?;
-            serde_json::to_writer_pretty(&mut f, self)?;
-            f.write_all(b"\n")?;
+            f.write_all(&bytes)?;
             if !self.auto_remove {
                 f.sync_all()?;
             }
