@@ -79,15 +79,7 @@ impl Backend for ContainerBackend {
 
     fn usage(&self, id: &str) -> Result<Usage, BackendError> {
         let stats = self.runtime.stats(id)?.data.unwrap_or_default();
-        let limit = stats.memory.usage.limit;
-        Ok(Usage {
-            cpu_ns: stats.cpu.usage.total,
-            memory_bytes: stats.memory.usage.usage,
-            // cgroups report "no limit" as the largest page-aligned value.
-            memory_limit: (limit > 0 && limit < i64::MAX as u64 / 2).then_some(limit),
-            pids: stats.pids.current,
-            ksm_merged_pages: None,
-        })
+        Ok(Usage::from_cgroup(&stats))
     }
 
     /// The runtime's own foreground run: signals are forwarded to the init and a

@@ -112,6 +112,21 @@ pub struct Usage {
     pub ksm_merged_pages: Option<u64>,
 }
 
+impl Usage {
+    /// What a cgroup's statistics say (no KSM figure).
+    pub fn from_cgroup(stats: &berth_cgroups::Stats) -> Self {
+        let limit = stats.memory.usage.limit;
+        Self {
+            cpu_ns: stats.cpu.usage.total,
+            memory_bytes: stats.memory.usage.usage,
+            // cgroups report "no limit" as the largest page-aligned value.
+            memory_limit: (limit > 0 && limit < i64::MAX as u64 / 2).then_some(limit),
+            pids: stats.pids.current,
+            ksm_merged_pages: None,
+        }
+    }
+}
+
 /// One isolation level: the lifecycle of a workload described by an OCI bundle.
 pub trait Backend {
     /// Creates the workload from `bundle` (a `config.json` and its rootfs), stopped

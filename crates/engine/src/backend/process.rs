@@ -413,14 +413,7 @@ impl Backend for ProcessBackend {
 
     fn usage(&self, id: &str) -> Result<Usage, BackendError> {
         let stats = self.cgroup(id)?.stats().map_err(ProcessError::from)?;
-        let limit = stats.memory.usage.limit;
-        Ok(Usage {
-            cpu_ns: stats.cpu.usage.total,
-            memory_bytes: stats.memory.usage.usage,
-            memory_limit: (limit > 0 && limit < i64::MAX as u64 / 2).then_some(limit),
-            pids: stats.pids.current,
-            ksm_merged_pages: None,
-        })
+        Ok(Usage::from_cgroup(&stats))
     }
 
     /// Create and start in the foreground: signals are forwarded to the process and,
