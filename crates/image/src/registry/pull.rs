@@ -162,6 +162,33 @@ impl RegistryClient {
         store: &BlobStore,
         progress: Progress<'_>,
     ) -> Result<PulledImage, RegistryError> {
+        self.pull_tracked(reference, store, progress, &Mutex::default())
+    }
+
+    /// [`pull`](Self::pull), adding to `stored` every blob this pull wrote into
+    /// the store (not those it found there), also when it fails: what a caller
+    /// may delete again after a failed pull.
+    pub fn pull_tracked(
+        &self,
+        reference: &Reference,
+        store: &BlobStore,
+        progress: Progress<'_>,
+        stored: &Mutex<Vec<Digest>>,
+    ) -> Result<PulledImage, RegistryError> {
+        let track = |digest: &Digest, outcome: PutOutcome| {
+            if outcome == PutOutcome::Stored {
+                stored
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(digest.clone());
+            }
+        };
+        let put_bytes = |bytes: &[u8]| {
+            let digest = Digest::of_bytes(bytes);
+            let outcome = store.put(&digest, bytes.len() as u64, bytes)?;
+            track(&digest, outcome);
+            Ok::<_, StoreError>(digest)
+        };
         let (digest, bytes, manifest) =
             self.fetch_manifest(reference, &reference.manifest_ref())?;
         let store_err = |action, target: String| {
@@ -174,9 +201,7 @@ impl RegistryClient {
         let (index_digest, manifest_digest, bytes, manifest) = match manifest {
             Manifest::Image(m) => (None, digest, bytes, m),
             Manifest::Index(index) => {
-                store
-                    .put_bytes(&bytes)
-                    .map_err(store_err("storing index of", reference.to_string()))?;
+                put_bytes(&bytes).map_err(store_err("storing index of", reference.to_string()))?;
                 let platform = Platform::linux_amd64();
                 let desc = index
                     .select(&platform)
@@ -198,9 +223,7 @@ impl RegistryClient {
                 (Some(digest), d, b, m)
             }
         };
-        store
-            .put_bytes(&bytes)
-            .map_err(store_err("storing manifest of", reference.to_string()))?;
+        put_bytes(&bytes).map_err(store_err("storing manifest of", reference.to_string()))?;
 
         let config_desc = &manifest.config;
         let config_target = format!("{} from {}", config_desc.digest, reference.name());
@@ -211,7 +234,8 @@ impl RegistryClient {
                 limit: MAX_CONFIG_SIZE,
             });
         }
-        self.fetch_blob(reference, config_desc, store, progress)?;
+        let outcome = self.fetch_blob(reference, config_desc, store, progress)?;
+        track(&config_desc.digest, outcome);
         let config_bytes = store
             .read_small(&config_desc.digest, MAX_CONFIG_SIZE)
             .map_err(store_err("reading config", config_target.clone()))?;
@@ -223,7 +247,7 @@ impl RegistryClient {
                 source,
             })?;
 
-        self.fetch_layers(reference, &manifest.layers, store, progress)?;
+        self.fetch_layers(reference, &manifest.layers, store, progress, &track)?;
         Ok(PulledImage {
             reference: reference.clone(),
             index_digest,
@@ -242,6 +266,7 @@ impl RegistryClient {
         layers: &[Descriptor],
         store: &BlobStore,
         progress: Progress<'_>,
+        track: &(dyn Fn(&Digest, PutOutcome) + Sync),
     ) -> Result<(), RegistryError> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -254,10 +279,13 @@ impl RegistryClient {
                     if i >= layers.len() || failed.load(Ordering::Relaxed) {
                         break;
                     }
-                    if let Err(e) = self.fetch_blob(reference, &layers[i], store, progress) {
-                        failed.store(true, Ordering::Relaxed);
-                        if let Ok(mut errs) = errors.lock() {
-                            errs.push((i, e));
+                    match self.fetch_blob(reference, &layers[i], store, progress) {
+                        Ok(outcome) => track(&layers[i].digest, outcome),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut errs) = errors.lock() {
+                                errs.push((i, e));
+                            }
                         }
                     }
                 });
