@@ -38,6 +38,18 @@ fn decompressed(blob: std::fs::File) -> io::Result<Box<dyn Read>> {
     })
 }
 
+/// The bounds on one layer's unpacked size: berth-snapshot's defaults (32 GiB,
+/// one million entries) unless `BERTH_LAYER_MAX_BYTES` / `BERTH_LAYER_MAX_ENTRIES`
+/// say otherwise (a host with a small disk; the tests, to hit them quickly).
+pub fn limits() -> Limits {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let default = Limits::default();
+    Limits {
+        max_bytes: var("BERTH_LAYER_MAX_BYTES").unwrap_or(default.max_bytes),
+        max_entries: var("BERTH_LAYER_MAX_ENTRIES").unwrap_or(default.max_entries),
+    }
+}
+
 /// Unpacks `blob` into the active snapshot `key`, checking its diff id.
 fn unpack_checked(
     snapshots: &Snapshotter,
@@ -46,7 +58,7 @@ fn unpack_checked(
     layer: &Digest,
     diff_id: &Digest,
 ) -> Result<(), EngineError> {
-    let limits = Limits::default();
+    let limits = limits();
     let read_err = |source: io::Error| EngineError::Io {
         action: "decompressing layer",
         path: format!("{layer}").into(),

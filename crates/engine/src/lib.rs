@@ -37,6 +37,7 @@ pub mod user;
 mod engine;
 mod export;
 mod image_ops;
+mod pull;
 pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation};
