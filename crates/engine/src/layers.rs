@@ -30,7 +30,7 @@ impl<R: Read> Read for DiffReader<R> {
 }
 
 fn decompressed(blob: std::fs::File) -> io::Result<Box<dyn Read>> {
-    let mut buffered = BufReader::new(blob);
+    let mut buffered = BufReader::with_capacity(256 << 10, blob);
     Ok(match detect_compression(&mut buffered)? {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
