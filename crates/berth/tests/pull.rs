@@ -167,6 +167,42 @@ fn concurrent_pulls_of_images_sharing_layers_both_succeed() {
 }
 
 #[test]
+fn pull_draws_bars_on_a_terminal_and_lines_otherwise() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some(source) = Root::new() else { return };
+    let Some(root) = Root::new() else { return };
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP: script(1) missing (bsdutils)");
+        return;
+    }
+    let name = push(&registry, &source, "bars:1", &[busybox()]);
+    let (code, _, err) = root.run(&["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "config and layer: {err}");
+    assert!(lines
+        .iter()
+        .all(|l| l.starts_with("sha256:") && l.contains(" done ")));
+    assert!(lines.iter().any(|l| l.ends_with(" B")), "{err}");
+    assert!(lines.iter().any(|l| l.ends_with(" MB")), "{err}");
+    root.ok(&["rmi", &name]);
+    // On a pseudo-terminal: bars with a rate.
+    let command = format!("{BERTH} --root {} pull {name}", root.path().display());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("[====="), "{text}");
+    assert!(text.contains("B/s"), "{text}");
+    assert!(text.contains("done"), "{text}");
+}
+
+#[test]
 fn prune_and_rmi_wait_for_a_pull_in_flight() {
     let Some(root) = Root::new() else { return };
     root.ok(&["image", "default"]);

@@ -1,6 +1,7 @@
 //! `berth pull REF`. On a terminal, one indicatif bar per blob (bytes, rate);
 //! otherwise one plain line per blob (config and layers) as it completes, e.g.
-//! `sha256:0123456789ab done 1.2 MB`.
+//! `sha256:0123456789ab done 1.2 MB`. The library stays UI-free: all it gives is
+//! the image crate's `Progress` callback.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -26,8 +27,14 @@ enum Reporter {
     },
 }
 
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
+/// `284 B`, `12.3 kB`, `1.2 MB`, `3.4 GB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.1} GB", bytes as f64 / 1e9),
+    }
 }
 
 impl Reporter {
@@ -54,7 +61,7 @@ impl Reporter {
                 let reported = seen.entry(digest.clone()).or_insert(false);
                 if done >= total && !*reported {
                     *reported = true;
-                    eprintln!("{} done {:.1} MB", digest.short(), mb(total));
+                    eprintln!("{} done {}", digest.short(), size(total));
                 }
             }
             Self::Bars { multi, bars, style } => {
