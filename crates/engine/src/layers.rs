@@ -8,6 +8,8 @@
 //! when it entered the store.
 
 use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use berth_image::{BlobStore, Descriptor, Digest};
 use berth_snapshot::{detect_compression, Compression, Limits, SnapshotError, Snapshotter};
@@ -24,10 +26,12 @@ const CHUNK: usize = 1 << 20;
 /// uncompressed bytes over in chunks: the unpacker (tar parsing, file writes)
 /// runs on another core. Returns the reader and the thread, whose result is the
 /// diff id of everything the stream held (the tar may end before the stream
-/// does: padding is hashed too), at most `max` bytes.
+/// does: padding is hashed too), at most `max` bytes. Once `abandon` is set and
+/// the reader dropped (the unpack failed), it stops at once.
 fn inflate_on_a_thread(
     blob: impl Read + Send + 'static,
     max: u64,
+    abandon: Arc<AtomicBool>,
 ) -> (ChunkReader, std::thread::JoinHandle<io::Result<Digest>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
     let thread = std::thread::spawn(move || {
@@ -58,6 +62,9 @@ fn inflate_on_a_thread(
             total += filled as u64;
             // Once the unpacker is done (the tar's end), keep hashing alone.
             if sending && tx.send(Ok(chunk)).is_err() {
+                if abandon.load(Ordering::Acquire) {
+                    return Err(io::Error::other("unpack failed"));
+                }
                 sending = false;
             }
             // (The unpacker saw the byte past the limit: its error names it.)
@@ -141,11 +148,14 @@ pub(crate) fn unpack_checked(
         path: format!("{layer}").into(),
         source,
     };
-    let (mut reader, inflating) = inflate_on_a_thread(blob, limits.max_bytes);
+    let abandon = Arc::new(AtomicBool::new(false));
+    let (mut reader, inflating) = inflate_on_a_thread(blob, limits.max_bytes, abandon.clone());
     let unpacked = snapshots
         .unpack(key, &mut reader, limits)
         .map_err(snap_err(format!("unpacking layer {layer}")));
-    drop(reader); // the thread hashes the rest alone
+    // On success the thread hashes the rest alone; on failure it stops.
+    abandon.store(unpacked.is_err(), Ordering::Release);
+    drop(reader);
     let inflated = inflating
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("inflating thread panicked")));
