@@ -371,7 +371,11 @@ fn leftovers_of_an_interrupted_create_are_swept() {
         .prepare(&format!("container-{id}"), None)
         .unwrap();
     berth_snapshot::mount_all(&mounts, &dir.join("rootfs")).unwrap();
-    engine.snapshots().prepare("extract-1-abc", None).unwrap();
+    // (Named after its unpacking process, gone now.)
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let extract = format!("extract-{}-abc", gone.id());
+    engine.snapshots().prepare(&extract, None).unwrap();
     let (code, out, err) = root.run(&["run", "--rm", "busybox", "echo", "ok"]);
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
     root.assert_no_containers();

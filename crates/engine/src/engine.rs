@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_image::manifest::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
-use berth_image::{
-    BlobStore, Digest, ImageConfig, ImageManifest, ImageStore, Manifest, Progress, PulledImage,
-    Reference, RegistryClient,
-};
+use berth_image::{BlobStore, Digest, ImageConfig, ImageManifest, ImageStore, Manifest, Reference};
 use berth_snapshot::{mount_all, SnapshotError, Snapshotter};
 use nix::errno::Errno;
 use nix::mount::{umount2, MntFlags};
@@ -262,28 +259,6 @@ impl Engine {
     /// Builds the default busybox image and tags it; returns its manifest digest.
     pub fn default_image(&self) -> Result<Digest, EngineError> {
         build::default_image(&self.blobs, &self.images)
-    }
-
-    /// Pulls `reference` into the store and tags it.
-    pub fn pull(
-        &self,
-        reference: &Reference,
-        progress: Progress<'_>,
-    ) -> Result<PulledImage, EngineError> {
-        let client = RegistryClient::new(self.registry_options(reference.registry())?);
-        let pulled = client
-            .pull(reference, &self.blobs, progress)
-            .map_err(|source| EngineError::Pull {
-                reference: reference.to_string(),
-                source,
-            })?;
-        self.images
-            .tag(reference, &pulled.manifest_digest)
-            .map_err(|source| EngineError::Images {
-                action: format!("tagging {reference}"),
-                source,
-            })?;
-        Ok(pulled)
     }
 
     /// Parses an image name.

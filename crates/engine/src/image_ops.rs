@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{io_err, EngineError};
 use crate::layers::chain_ids;
-use crate::lock::EngineLock;
+use crate::lock::{EngineLock, PullLock};
 use crate::record::{Phase, Record};
 
 /// What `rmi` did to one image.
@@ -185,6 +185,8 @@ impl Engine {
                 out.containers.push(self.remove(&r.id, true)?);
             }
         }
+        // A pull in flight may be about to name blobs that look unused now.
+        let _no_pulls = PullLock::exclusive(self.root())?;
         let _lock = EngineLock::acquire(self.root())?;
         if last && !self.containers_of(&digest)?.is_empty() {
             return Err(EngineError::ImageInUse {

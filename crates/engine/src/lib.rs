@@ -42,6 +42,7 @@ pub mod volumes;
 mod engine;
 mod export;
 mod image_ops;
+mod pull;
 pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation, ProcessBackend, VmBackend};

@@ -8,7 +8,9 @@
 //! Prune removes stopped containers, then (with `all`) the images no container
 //! uses, then, under the engine lock, every blob and committed snapshot no named
 //! image needs (a snapshot only when nothing sits on it). A `pull` in flight
-//! stores blobs before it names the image, so do not prune while pulling.
+//! stores blobs before it names the image, so that sweep first takes the pull
+//! lock exclusively: it waits for pulls in flight to finish (and new ones wait
+//! for it).
 
 use std::collections::HashSet;
 
@@ -18,7 +20,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::lock::EngineLock;
+use crate::lock::{EngineLock, PullLock};
 use crate::record::Phase;
 
 /// One line of `system df`.
@@ -179,6 +181,7 @@ impl Engine {
                 }
             }
         }
+        let _no_pulls = PullLock::exclusive(self.root())?;
         let _lock = EngineLock::acquire(self.root())?;
         let (kept_blobs, kept_chains) = self.referenced()?;
         // Committed snapshots, children before parents: repeat while any goes.

@@ -24,6 +24,7 @@ pub use manifest::{
 };
 pub use reference::{Reference, ReferenceError};
 pub use registry::{
-    Credentials, Progress, PulledImage, RegistryClient, RegistryError, RegistryOptions, Scheme,
+    Credentials, LayerTee, Progress, PulledImage, RegistryClient, RegistryError, RegistryOptions,
+    Scheme,
 };
 pub use store::{BlobStore, PutOutcome, StoreError};

@@ -261,6 +261,46 @@ impl Snapshotter {
         self.save(&meta)
     }
 
+    /// Commit the active snapshot `key` as `name` on top of the committed `parent`,
+    /// whatever parent it was prepared on: for a layer unpacked before its parent
+    /// was committed (each layer's directory holds only its own content, so where
+    /// it sits in the chain is metadata).
+    pub fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<(), SnapshotError> {
+        check_key(name)?;
+        let _lock = self.lock(FlockArg::LockExclusive)?;
+        let mut meta = self.load()?;
+        let record = meta.get(key)?;
+        if record.kind != Kind::Active {
+            return Err(SnapshotError::NotActive {
+                op: "committing",
+                key: key.to_owned(),
+                kind: record.kind,
+            });
+        }
+        if let Some(parent) = parent {
+            if meta.get(parent)?.kind != Kind::Committed {
+                return Err(SnapshotError::ParentNotCommitted {
+                    key: key.to_owned(),
+                    parent: parent.to_owned(),
+                });
+            }
+        }
+        if meta.snapshots.contains_key(name) {
+            return Err(SnapshotError::AlreadyExists(name.to_owned()));
+        }
+        let mut record = meta.snapshots.remove(key).expect("checked above");
+        record.kind = Kind::Committed;
+        record.parent = parent.map(str::to_owned);
+        record.created = now();
+        meta.snapshots.insert(name.to_owned(), record);
+        self.save(&meta)
+    }
+
     /// Remove the snapshot `key`, which must not be the parent of another. Its
     /// directory goes after the metadata, so a failure there leaves only an
     /// unreferenced directory.
@@ -528,6 +568,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Snapshotter::new(dir.path().join("root")).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn commit_onto_sets_the_parent_at_commit() {
+        let (_dir, s) = snapshotter();
+        s.prepare("base-x", None).unwrap();
+        s.prepare("top-x", None).unwrap();
+        assert!(matches!(
+            s.commit_onto("top", "top-x", Some("base")),
+            Err(SnapshotError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.commit_onto("top", "top-x", Some("base-x")),
+            Err(SnapshotError::ParentNotCommitted { .. })
+        ));
+        s.commit_onto("base", "base-x", None).unwrap();
+        s.commit_onto("top", "top-x", Some("base")).unwrap();
+        let info = s.stat("top").unwrap();
+        assert_eq!(
+            (info.kind, info.parent.as_deref()),
+            (Kind::Committed, Some("base"))
+        );
+        assert!(matches!(
+            s.remove("base"),
+            Err(SnapshotError::HasChildren { .. })
+        ));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 
 use std::cell::Cell;
 use std::ffi::OsStr;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -233,7 +233,7 @@ pub fn unpack_layer<R: Read>(
     dest: &Path,
     limits: Limits,
 ) -> Result<UnpackStats, UnpackError> {
-    let mut buffered = BufReader::new(reader);
+    let mut buffered = BufReader::with_capacity(128 << 10, reader);
     let compression = detect_compression(&mut buffered).map_err(UnpackError::Read)?;
     let stream: Box<dyn Read> = match compression {
         Compression::None => Box::new(buffered),
@@ -261,6 +261,8 @@ pub fn unpack_layer<R: Read>(
         root,
         stats: UnpackStats::default(),
         dir_times: Vec::new(),
+        last_parent: None,
+        buf: vec![0; COPY_BUF],
     };
     let result = unpacker.run(counting, limits);
     let exceeded = count.get() > limits.max_bytes;
@@ -294,7 +296,18 @@ struct Unpacker {
     stats: UnpackStats,
     /// Directories whose mtime is set once all entries are in.
     dir_times: Vec<(PathBuf, PathBuf, u64)>,
+    /// The previous entry's parent directory (relative path and fd), reused when
+    /// the next entry has the same parent, as consecutive entries mostly do. Safe:
+    /// an entry only creates, replaces or removes a child of its own parent, so
+    /// while entries share the parent nothing replaces it; an entry elsewhere
+    /// resolves its parent afresh (no symlinks followed) and takes the slot.
+    last_parent: Option<(PathBuf, OwnedFd)>,
+    /// The copy buffer for file contents (few large writes, not many 8 KiB ones).
+    buf: Vec<u8>,
 }
+
+/// Size of the buffer file contents are copied through.
+const COPY_BUF: usize = 1 << 20;
 
 impl Unpacker {
     fn run<R: Read>(&mut self, reader: R, limits: Limits) -> Result<(), UnpackError> {
@@ -338,11 +351,31 @@ impl Unpacker {
             tracing::debug!(entry = %item.entry.display(), "skipping aufs metadata");
             return Ok(());
         }
-        let parent = self.open_parent(&item.entry, &item.rel)?;
+        let parent_rel = item.rel.parent().unwrap_or(Path::new("")).to_owned();
+        let parent = match self.last_parent.take() {
+            Some((rel, fd)) if rel == parent_rel => fd,
+            _ => self.open_parent(&item.entry, &item.rel)?,
+        };
         let pfd = parent.as_fd();
-        if let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(pfd, &item, OsStr::from_bytes(hidden));
-        }
+        let result = if let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes())
+        {
+            self.whiteout(pfd, &item, OsStr::from_bytes(hidden))
+        } else {
+            self.create(kind, pfd, &name, item, entry)
+        };
+        self.last_parent = Some((parent_rel, parent));
+        result
+    }
+
+    fn create<R: Read>(
+        &mut self,
+        kind: EntryType,
+        pfd: BorrowedFd<'_>,
+        name: &OsStr,
+        item: Item,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), UnpackError> {
+        let name = name.to_owned();
         match kind {
             EntryType::Directory => self.dir(pfd, &name, item),
             EntryType::Regular | EntryType::Continuous => self.file(pfd, &name, &item, entry),
@@ -443,10 +476,25 @@ impl Unpacker {
         let fd =
             sys::create_file(pfd, name).map_err(|e| write_err(&item.entry, "creating file", e))?;
         let mut file = std::fs::File::from(fd);
-        io::copy(entry, &mut file).map_err(|source| UnpackError::ReadEntry {
+        let read_err = |source| UnpackError::ReadEntry {
             entry: item.entry.clone(),
             source,
-        })?;
+        };
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            file.write_all(&self.buf[..n]).map_err(|e| {
+                write_err(
+                    &item.entry,
+                    "writing file",
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })?;
+        }
         set_owner_mode_xattrs(file.as_fd(), item)?;
         set_mtime(file.as_fd(), item)?;
         self.stats.files += 1;

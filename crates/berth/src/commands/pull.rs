@@ -1,64 +1,101 @@
-//! `berth pull REF`. On a terminal, one status line redrawn in place (blobs done,
-//! bytes so far); otherwise one line per blob (config and layers) as it completes.
+//! `berth pull REF`. On a terminal, one indicatif bar per blob (bytes, rate);
+//! otherwise one plain line per blob (config and layers) as it completes, e.g.
+//! `sha256:0123456789ab done 1.2 MB`. The library stays UI-free: all it gives is
+//! the image crate's `Progress` callback.
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use berth_engine::Engine;
 use berth_image::Digest;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::PullArgs;
 
-#[derive(Default)]
-struct State {
-    blobs: BTreeMap<Digest, (u64, u64)>,
-    drawn: Option<Instant>,
+/// Turns the image crate's progress callbacks into bars or lines.
+enum Reporter {
+    /// Plain lines; the set holds blobs already reported done.
+    Lines(Mutex<HashMap<Digest, bool>>),
+    /// One bar per blob.
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<Digest, ProgressBar>>,
+        style: ProgressStyle,
+    },
 }
 
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
+/// `284 B`, `12.3 kB`, `1.2 MB`, `3.4 GB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.1} GB", bytes as f64 / 1e9),
+    }
+}
+
+impl Reporter {
+    fn new(terminal: bool) -> Self {
+        if !terminal {
+            return Self::Lines(Mutex::default());
+        }
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        Self::Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
+            bars: Mutex::default(),
+            style,
+        }
+    }
+
+    fn update(&self, digest: &Digest, done: u64, total: u64) {
+        match self {
+            Self::Lines(seen) => {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                let reported = seen.entry(digest.clone()).or_insert(false);
+                if done >= total && !*reported {
+                    *reported = true;
+                    eprintln!("{} done {}", digest.short(), size(total));
+                }
+            }
+            Self::Bars { multi, bars, style } => {
+                let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+                let bar = bars.entry(digest.clone()).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new(total).with_style(style.clone()));
+                    bar.set_prefix(digest.short());
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    bar
+                });
+                bar.set_position(done);
+                if done >= total && !bar.is_finished() {
+                    bar.finish_with_message("done");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bars { bars, .. } = self {
+            let bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+            for bar in bars.values().filter(|b| !b.is_finished()) {
+                bar.abandon_with_message("failed");
+            }
+        }
+    }
 }
 
 pub fn run(engine: &Engine, args: &PullArgs) -> Result<i32> {
     let reference = Engine::parse_reference(&args.reference)?;
-    let terminal = std::io::stderr().is_terminal();
-    let state = Mutex::new(State::default());
-    let progress = |digest: &Digest, got: u64, total: u64| {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        let first_done = got >= total && s.blobs.get(digest).is_none_or(|(g, t)| g < t);
-        s.blobs.insert(digest.clone(), (got, total));
-        if !terminal {
-            if first_done {
-                eprintln!("{}: done ({total} bytes)", digest.short());
-            }
-            return;
-        }
-        let due = s
-            .drawn
-            .is_none_or(|t| t.elapsed() > Duration::from_millis(100));
-        if due || first_done {
-            let done = s.blobs.values().filter(|(g, t)| g >= t).count();
-            let (got, total) = s
-                .blobs
-                .values()
-                .fold((0, 0), |(a, b), (g, t)| (a + g, b + t));
-            eprint!(
-                "\r\x1b[Kpulling {reference}: {done}/{} blobs, {:.1}/{:.1} MB",
-                s.blobs.len(),
-                mb(got),
-                mb(total)
-            );
-            let _ = std::io::stderr().flush();
-            s.drawn = Some(Instant::now());
-        }
-    };
+    let reporter = Reporter::new(std::io::stderr().is_terminal());
+    let progress = |digest: &Digest, done: u64, total: u64| reporter.update(digest, done, total);
     let pulled = engine.pull(&reference, &progress);
-    if terminal {
-        eprintln!();
-    }
+    reporter.finish();
     let pulled = pulled?;
     println!("{} {}", pulled.reference, pulled.manifest_digest);
     Ok(0)

@@ -261,6 +261,19 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Where the registry keeps the content of blob `digest` (to corrupt it).
+    pub fn blob_file(&self, digest: &berth_image::Digest) -> PathBuf {
+        let hex = digest.hex();
+        self._dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();

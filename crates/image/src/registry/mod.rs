@@ -25,7 +25,7 @@ use crate::manifest::ManifestError;
 use crate::reference::Reference;
 use crate::store::StoreError;
 
-pub use pull::{Progress, PulledImage};
+pub use pull::{LayerTee, Progress, PulledImage};
 
 /// Errors talking to a registry; each names what was being done to what.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Pulling: manifest (resolving an index to linux/amd64), config, then layers in
 //! parallel, each streamed into the blob store with its digest checked.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -18,6 +18,15 @@ use crate::store::{BlobStore, PutOutcome, StoreError};
 /// download threads as data arrives (and once with done == total for blobs
 /// already in the store).
 pub type Progress<'a> = &'a (dyn Fn(&Digest, u64, u64) + Sync);
+
+/// Asked once for each layer about to be downloaded (not for one already in the
+/// store), with the image config, the layer's index and descriptor, before its
+/// download starts. A writer returned receives a copy of the layer's bytes as
+/// they arrive and is dropped when the download ends: a consumer can unpack the
+/// layer while it downloads. The copy is unverified until the pull returns Ok.
+/// Once a write to it fails, the copy stops and the download goes on.
+pub type LayerTee<'a> =
+    &'a (dyn Fn(&ImageConfig, usize, &Descriptor) -> Option<Box<dyn Write + Send>> + Sync);
 
 /// What `pull` brought into the store.
 #[derive(Debug, Clone)]
@@ -36,18 +45,24 @@ pub struct PulledImage {
     pub layers: Vec<Descriptor>,
 }
 
-/// Counts bytes for the progress callback.
+/// Counts bytes for the progress callback and copies them to the tee, if any.
 struct ProgressReader<'a, R> {
     inner: R,
     digest: &'a Digest,
     done: u64,
     total: u64,
     progress: Progress<'a>,
+    tee: Option<Box<dyn Write + Send>>,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if let Some(tee) = &mut self.tee {
+            if tee.write_all(&buf[..n]).is_err() {
+                self.tee = None;
+            }
+        }
         self.done += n as u64;
         (self.progress)(self.digest, self.done, self.total);
         Ok(n)
@@ -119,6 +134,19 @@ impl RegistryClient {
         store: &BlobStore,
         progress: Progress<'_>,
     ) -> Result<PutOutcome, RegistryError> {
+        self.fetch_blob_teed(reference, desc, store, progress, &|| None)
+    }
+
+    /// [`fetch_blob`](Self::fetch_blob), copying what arrives to the writer
+    /// `tee` gives when the blob is not in the store yet.
+    fn fetch_blob_teed(
+        &self,
+        reference: &Reference,
+        desc: &Descriptor,
+        store: &BlobStore,
+        progress: Progress<'_>,
+        tee: &dyn Fn() -> Option<Box<dyn Write + Send>>,
+    ) -> Result<PutOutcome, RegistryError> {
         let digest = &desc.digest;
         if store.has(digest) {
             tracing::debug!(%digest, "blob already present");
@@ -147,6 +175,7 @@ impl RegistryClient {
             done: 0,
             total: desc.size,
             progress,
+            tee: tee(),
         };
         store
             .put(digest, desc.size, reader)
@@ -162,6 +191,35 @@ impl RegistryClient {
         store: &BlobStore,
         progress: Progress<'_>,
     ) -> Result<PulledImage, RegistryError> {
+        self.pull_tracked(reference, store, progress, &Mutex::default(), None)
+    }
+
+    /// [`pull`](Self::pull), adding to `stored` every blob this pull wrote into
+    /// the store (not those it found there), also when it fails: what a caller
+    /// may delete again after a failed pull. With `tee`, each layer's bytes are
+    /// also handed out as they arrive (see [`LayerTee`]).
+    pub fn pull_tracked(
+        &self,
+        reference: &Reference,
+        store: &BlobStore,
+        progress: Progress<'_>,
+        stored: &Mutex<Vec<Digest>>,
+        tee: Option<LayerTee<'_>>,
+    ) -> Result<PulledImage, RegistryError> {
+        let track = |digest: &Digest, outcome: PutOutcome| {
+            if outcome == PutOutcome::Stored {
+                stored
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(digest.clone());
+            }
+        };
+        let put_bytes = |bytes: &[u8]| {
+            let digest = Digest::of_bytes(bytes);
+            let outcome = store.put(&digest, bytes.len() as u64, bytes)?;
+            track(&digest, outcome);
+            Ok::<_, StoreError>(digest)
+        };
         let (digest, bytes, manifest) =
             self.fetch_manifest(reference, &reference.manifest_ref())?;
         let store_err = |action, target: String| {
@@ -174,9 +232,7 @@ impl RegistryClient {
         let (index_digest, manifest_digest, bytes, manifest) = match manifest {
             Manifest::Image(m) => (None, digest, bytes, m),
             Manifest::Index(index) => {
-                store
-                    .put_bytes(&bytes)
-                    .map_err(store_err("storing index of", reference.to_string()))?;
+                put_bytes(&bytes).map_err(store_err("storing index of", reference.to_string()))?;
                 let platform = Platform::linux_amd64();
                 let desc = index
                     .select(&platform)
@@ -198,9 +254,7 @@ impl RegistryClient {
                 (Some(digest), d, b, m)
             }
         };
-        store
-            .put_bytes(&bytes)
-            .map_err(store_err("storing manifest of", reference.to_string()))?;
+        put_bytes(&bytes).map_err(store_err("storing manifest of", reference.to_string()))?;
 
         let config_desc = &manifest.config;
         let config_target = format!("{} from {}", config_desc.digest, reference.name());
@@ -211,7 +265,8 @@ impl RegistryClient {
                 limit: MAX_CONFIG_SIZE,
             });
         }
-        self.fetch_blob(reference, config_desc, store, progress)?;
+        let outcome = self.fetch_blob(reference, config_desc, store, progress)?;
+        track(&config_desc.digest, outcome);
         let config_bytes = store
             .read_small(&config_desc.digest, MAX_CONFIG_SIZE)
             .map_err(store_err("reading config", config_target.clone()))?;
@@ -223,7 +278,8 @@ impl RegistryClient {
                 source,
             })?;
 
-        self.fetch_layers(reference, &manifest.layers, store, progress)?;
+        let tee = |i: usize| tee.and_then(|t| t(&config, i, &manifest.layers[i]));
+        self.fetch_layers(reference, &manifest.layers, store, progress, &track, &tee)?;
         Ok(PulledImage {
             reference: reference.clone(),
             index_digest,
@@ -242,6 +298,8 @@ impl RegistryClient {
         layers: &[Descriptor],
         store: &BlobStore,
         progress: Progress<'_>,
+        track: &(dyn Fn(&Digest, PutOutcome) + Sync),
+        tee: &(dyn Fn(usize) -> Option<Box<dyn Write + Send>> + Sync),
     ) -> Result<(), RegistryError> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -254,10 +312,14 @@ impl RegistryClient {
                     if i >= layers.len() || failed.load(Ordering::Relaxed) {
                         break;
                     }
-                    if let Err(e) = self.fetch_blob(reference, &layers[i], store, progress) {
-                        failed.store(true, Ordering::Relaxed);
-                        if let Ok(mut errs) = errors.lock() {
-                            errs.push((i, e));
+                    let tee_i = || tee(i);
+                    match self.fetch_blob_teed(reference, &layers[i], store, progress, &tee_i) {
+                        Ok(outcome) => track(&layers[i].digest, outcome),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut errs) = errors.lock() {
+                                errs.push((i, e));
+                            }
                         }
                     }
                 });
