@@ -447,6 +447,7 @@ impl Engine {
             pid: None,
             auto_remove: opts.remove,
             isolation: opts.isolation,
+            removing: false,
             started: None,
             finished: None,
         };
@@ -477,9 +478,14 @@ impl Engine {
         let code = match ran {
             Ok(code) => code,
             Err(e) => {
+                // Killed by `rm -f` before it could start: as if killed after.
+                let removing = Record::load(&dir).is_ok_and(|r| r.removing);
                 let _lock = EngineLock::acquire(&self.root);
                 if let Err(c) = self.cleanup(&record.id) {
                     tracing::warn!("cleaning up container {}: {c}", record.id);
+                }
+                if removing {
+                    return Ok(128 + nix::libc::SIGKILL);
                 }
                 return Err(e);
             }
@@ -569,6 +575,9 @@ impl Engine {
         if !force {
             return Err(EngineError::Running(record.name));
         }
+        let mut removing = record.clone();
+        removing.removing = true;
+        removing.save(&self.container_dir(&record.id))?;
         let backend = self.backend(record.isolation);
         if backend.exists(&record.id) {
             // SIGKILL; it may already be exiting, which is fine.

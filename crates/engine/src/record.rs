@@ -50,6 +50,9 @@ pub struct Record {
     /// Remove it when it exits (`--rm` of a detached run or a `create`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_remove: bool,
+    /// A `rm -f` is killing it: a run that fails now failed because of that.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removing: bool,
     /// Its isolation level (records written before levels existed: container).
     #[serde(default)]
     pub isolation: Isolation,
