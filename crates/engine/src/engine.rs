@@ -17,7 +17,7 @@ use crate::backend::{Backend, ContainerBackend, Isolation, ProcessBackend, VmBac
 use crate::build;
 use crate::error::{io_err, EngineError};
 use crate::layers;
-use crate::lock::EngineLock;
+use crate::lock::{EngineLock, PullLock};
 use crate::record::{Phase, Record};
 use crate::spec::{self, RunFlags};
 
@@ -257,7 +257,10 @@ impl Engine {
     // ---- images ----
 
     /// Builds the default busybox image and tags it; returns its manifest digest.
+    /// Holds the pull lock shared, as a pull does, so that `system prune` does not
+    /// take its blobs before they are tagged.
     pub fn default_image(&self) -> Result<Digest, EngineError> {
+        let _storing = PullLock::shared(&self.root)?;
         build::default_image(&self.blobs, &self.images)
     }
 
@@ -286,7 +289,9 @@ impl Engine {
                 let default: Reference = build::DEFAULT_IMAGE.parse().expect("parses");
                 let d = match self.images.resolve(&default) {
                     Ok(Some(d)) if self.blobs.has(&d) => d,
-                    _ => self.default_image()?,
+                    // (No pull lock here: `create` calls this holding the engine
+                    // lock, which prune takes after the pull lock.)
+                    _ => build::default_image(&self.blobs, &self.images)?,
                 };
                 Ok((default, d))
             }

@@ -23,7 +23,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::engine::Engine;
 use crate::error::{io_err, EngineError};
-use crate::lock::EngineLock;
+use crate::lock::{EngineLock, PullLock};
 
 /// Whether `dir` is the root of a mount (a different device than its parent).
 fn is_mount_point(dir: &Path) -> bool {
@@ -108,6 +108,8 @@ impl Engine {
         reference: Option<&str>,
     ) -> Result<(String, Digest), EngineError> {
         let reference = reference.map(Self::parse_reference).transpose()?;
+        // Like a pull: blobs stored before the tag are not prune's to take.
+        let _storing = PullLock::shared(self.root())?;
         let read_err = io_err("reading", file);
         let mut input = File::open(file).map_err(io_err("opening", file))?;
         // First pass: it is a tar.
