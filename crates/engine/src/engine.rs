@@ -419,7 +419,8 @@ impl Engine {
             source,
         })?;
         let run = config.config.clone().unwrap_or_default();
-        let spec = spec::build(&id, &rootfs, &run, &opts.flags)?;
+        let mut spec = spec::build(&id, &rootfs, &run, &opts.flags)?;
+        let networks = self.connect(&id, &name, &dir, &run, &opts.flags, &mut spec)?;
         let config_path = dir.join("config.json");
         spec.save(&config_path)
             .map_err(|source| EngineError::Spec {
@@ -443,6 +444,7 @@ impl Engine {
             auto_remove: opts.remove,
             started: None,
             finished: None,
+            networks,
         };
         record.save(&dir)?;
         guard.armed = false;
@@ -610,6 +612,7 @@ impl Engine {
                 })?;
         }
         let dir = self.container_dir(id);
+        self.disconnect(id)?;
         unmount_if_mounted(&dir.join("rootfs"))?;
         match self.snapshots.remove(&snapshot_key(id)) {
             Ok(()) | Err(SnapshotError::NotFound(_)) => {}

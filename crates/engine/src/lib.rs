@@ -30,6 +30,7 @@ pub mod error;
 pub mod layers;
 pub mod lock;
 pub mod logs;
+pub mod network;
 pub mod record;
 pub mod spec;
 pub mod user;
@@ -40,6 +41,7 @@ mod image_ops;
 pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation};
+pub use berth_net;
 pub use engine::{
     parse_signal, ContainerSummary, Engine, ExecRequest, ImageSummary, RunOptions, DEFAULT_ROOT,
     MONITOR_VERB,
@@ -47,5 +49,6 @@ pub use engine::{
 pub use error::EngineError;
 pub use image_ops::{ContainerInspect, ImageInspect, RemovedImage};
 pub use logs::{LogEntry, LogStream, LogsOptions};
+pub use network::NetFlags;
 pub use record::{Phase, Record};
 pub use spec::{Network, RunFlags, Volume};

@@ -445,15 +445,25 @@ impl Networks {
             Driver::Routed => ("dummy", 32),
         };
         let i = &net.interface;
-        let mut cmds = String::new();
+        let add = |k: &str| {
+            sys::ip_batch(
+                &format!("link add {i} type {k}\n"),
+                &format!("making link {i}"),
+            )
+        };
         if !sys::link_exists(i) {
-            cmds.push_str(&format!("link add {i} type {kind}\n"));
+            // Without a dummy driver in the kernel, a bridge without ports holds the
+            // address as well.
+            match add(kind) {
+                Err(_) if kind == "dummy" => add("bridge")?,
+                r => r?,
+            }
         }
-        cmds.push_str(&format!(
+        let cmds = format!(
             "addr replace {}/{prefix} dev {i}\nlink set {i} up\n",
             net.gateway
-        ));
-        sys::ip_batch(&cmds, &format!("making link {i}"))?;
+        );
+        sys::ip_batch(&cmds, &format!("configuring link {i}"))?;
         if net.driver == Driver::Bridge {
             sys::sysctl(&format!("net/ipv4/conf/{i}/route_localnet"), "1")?;
         }

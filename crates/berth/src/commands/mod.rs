@@ -12,6 +12,8 @@ mod load;
 mod login;
 mod logs;
 mod monitor;
+mod network;
+mod port;
 mod ps;
 mod pull;
 mod push;
@@ -63,6 +65,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Login(args) => login::login(&engine, &args),
         Command::Logout(args) => login::logout(&engine, &args),
         Command::System(cmd) => system::run(&engine, cmd),
+        Command::Network(cmd) => network::run(&engine, cmd),
+        Command::Port(args) => port::run(&engine, &args),
+        Command::Dns(args) => network::dns(&engine, &args),
     }
 }
 

@@ -2,7 +2,7 @@
 //! exit status is the container's; with `-d` the id is printed once it runs.
 
 use anyhow::Result;
-use berth_engine::{Engine, RunFlags, RunOptions};
+use berth_engine::{Engine, NetFlags, RunFlags, RunOptions};
 
 use crate::cli::RunArgs;
 
@@ -38,6 +38,13 @@ pub fn options(args: RunArgs) -> RunOptions {
             pids_limit: args.pids_limit,
             volumes: args.volume,
             tmpfs: args.tmpfs,
+            net: NetFlags {
+                ip: args.ip,
+                publish: args.publish,
+                publish_all: args.publish_all,
+                dns: args.dns,
+                add_hosts: args.add_host,
+            },
         },
     }
 }
