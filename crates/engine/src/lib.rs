@@ -14,6 +14,8 @@
 //! runtime/                 the OCI runtime's own state (berth-container)
 //!                          ctr.log (a detached container's output, JSON lines)
 //! engine.lock              held while containers are created, started or removed
+//! networks/                berth-net: network configs, leases, the nft cache
+//! netns/<id>               the network namespace of a container on a network
 //! ```
 //!
 //! `run` = resolve the image (building the default busybox image on demand) →

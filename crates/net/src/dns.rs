@@ -169,7 +169,18 @@ impl Names {
 /// lease left. Queries are answered one at a time; forwarded ones in a thread.
 pub fn serve(dir: &Path) -> Result<(), NetError> {
     let net: NetworkConfig = read_json(&dir.join("network.json"))?;
-    let sock = UdpSocket::bind((net.gateway, 53)).map_err(io_err("binding port 53 on", dir))?;
+    // The server of an earlier life of the network may still be going away.
+    let mut tries = 0;
+    let sock = loop {
+        match UdpSocket::bind((net.gateway, 53)) {
+            Ok(s) => break s,
+            Err(e) if tries < 50 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_err("binding port 53 for", dir)(e)),
+        }
+    };
     sock.set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(io_err("configuring socket of", dir))?;
     let mut names = Names {
