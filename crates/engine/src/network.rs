@@ -138,7 +138,15 @@ fn write_etc(
     f: &NetFlags,
 ) -> Result<(), EngineError> {
     let hosts = berth_net::etc::hosts(Some(a.ip), names, &f.add_hosts);
-    let resolv = berth_net::etc::resolv_conf(Some(a.gateway), &f.dns);
+    // The default network has no name server of its own (as Docker's): the
+    // host's, then `--dns`.
+    let resolv = if a.network == berth_net::DEFAULT_NETWORK {
+        let mut servers = f.dns.clone();
+        servers.splice(0..0, berth_net::etc::host_nameservers());
+        berth_net::etc::resolv_conf(None, &servers)
+    } else {
+        berth_net::etc::resolv_conf(Some(a.gateway), &f.dns)
+    };
     for (file, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
         let path = dir.join(file);
         fs::write(&path, text).map_err(io_err("writing", &path))?;

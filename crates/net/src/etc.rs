@@ -56,6 +56,18 @@ pub fn resolv_conf(gateway: Option<Ipv4Addr>, dns: &[std::net::IpAddr]) -> Strin
     s
 }
 
+/// The host's name servers (`/etc/resolv.conf`) a container can reach: loopback
+/// ones (a local stub resolver) are left out, as Docker does.
+pub fn host_nameservers() -> Vec<std::net::IpAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -397,36 +397,35 @@ impl Networks {
             ports: mappings,
         };
         let first = leases.leases.is_empty();
-        let mut undo = Undo {
-            nets: self,
-            netns: create_netns.then(|| netns.to_owned()),
-            veth: None,
-            net: first.then(|| net.clone()),
-        };
-        if create_netns {
-            let dir = self.root.join("netns");
-            if !dir.exists() {
-                DirBuilder::new()
-                    .mode(0o711)
-                    .create(&dir)
-                    .map_err(io_err("creating", &dir))?;
-                sys::make_shared_dir(&dir)?;
-            }
-            sys::create_netns(netns, || sys::ip_batch("link set lo up\n", "loopback"))?;
-        }
-        if first || !sys::link_exists(&net.interface) {
-            self.realize(&net)?;
-        }
-        undo.veth = Some(lease.veth.clone());
-        self.plug(&net, &lease)?;
+        // The lease first (what the rules are made from), then the rules in a
+        // thread while the links are made: nft and rtnetlink wait for the
+        // kernel's RCU grace periods under different locks, so they overlap.
         leases.leases.push(lease.clone());
         self.save_leases(&net.name, &leases)?;
-        if let Err(e) = self.apply_rules(first) {
-            leases.leases.pop();
-            let _ = self.save_leases(&net.name, &leases);
-            return Err(e);
+        let undo = Undo {
+            nets: self,
+            lease: Some((
+                net.name.clone(),
+                lease.container.clone(),
+                lease.ifname.clone(),
+            )),
+            netns: create_netns.then(|| netns.to_owned()),
+            veth: Some(lease.veth.clone()),
+            net: first.then(|| net.clone()),
+        };
+        let (rules, links) = std::thread::scope(|s| {
+            let rules = s.spawn(|| self.apply_rules(first));
+            let links = self.make_links(&net, &lease, create_netns, first);
+            let rules = rules
+                .join()
+                .unwrap_or_else(|_| Err(NetError::Invalid("the nft thread panicked".into())));
+            (rules, links)
+        });
+        links?;
+        rules?;
+        if net.name != DEFAULT_NETWORK {
+            self.start_dns(&net);
         }
-        self.start_dns(&net);
         undo.disarm();
         Ok(Attachment {
             network: net.name,
@@ -438,6 +437,32 @@ impl Networks {
         })
     }
 
+    /// The namespace (if asked), the network's link (on its first container) and
+    /// the container's veth.
+    fn make_links(
+        &self,
+        net: &NetworkConfig,
+        lease: &Lease,
+        create_netns: bool,
+        first: bool,
+    ) -> Result<(), NetError> {
+        if create_netns {
+            let dir = self.root.join("netns");
+            if !dir.exists() {
+                DirBuilder::new()
+                    .mode(0o711)
+                    .create(&dir)
+                    .map_err(io_err("creating", &dir))?;
+                sys::make_shared_dir(&dir)?;
+            }
+            sys::create_netns(&lease.netns, || Ok(()))?;
+        }
+        if first || !sys::link_exists(&net.interface) {
+            self.realize(net)?;
+        }
+        self.plug(net, lease)
+    }
+
     /// Makes the network's host link with the gateway address, and forwarding on.
     fn realize(&self, net: &NetworkConfig) -> Result<(), NetError> {
         let (kind, prefix) = match net.driver {
@@ -445,25 +470,23 @@ impl Networks {
             Driver::Routed => ("dummy", 32),
         };
         let i = &net.interface;
-        let add = |k: &str| {
-            sys::ip_batch(
-                &format!("link add {i} type {k}\n"),
-                &format!("making link {i}"),
-            )
-        };
-        if !sys::link_exists(i) {
-            // Without a dummy driver in the kernel, a bridge without ports holds the
-            // address as well.
-            match add(kind) {
-                Err(_) if kind == "dummy" => add("bridge")?,
-                r => r?,
+        let batch = |k: &str| {
+            let mut cmds = String::new();
+            if !sys::link_exists(i) {
+                cmds.push_str(&format!("link add {i} type {k}\n"));
             }
+            cmds.push_str(&format!(
+                "addr replace {}/{prefix} dev {i}\nlink set {i} up\n",
+                net.gateway
+            ));
+            sys::ip_batch(&cmds, &format!("making link {i}"))
+        };
+        match batch(kind) {
+            // Without a dummy driver in the kernel, a bridge without ports holds
+            // the address as well.
+            Err(_) if kind == "dummy" => batch("bridge")?,
+            r => r?,
         }
-        let cmds = format!(
-            "addr replace {}/{prefix} dev {i}\nlink set {i} up\n",
-            net.gateway
-        );
-        sys::ip_batch(&cmds, &format!("configuring link {i}"))?;
         if net.driver == Driver::Bridge {
             sys::sysctl(&format!("net/ipv4/conf/{i}/route_localnet"), "1")?;
         }
@@ -486,7 +509,8 @@ impl Networks {
             sys::sysctl(&format!("net/ipv4/conf/{v}/proxy_arp"), "1")?;
             sys::sysctl(&format!("net/ipv4/conf/{v}/route_localnet"), "1")?;
         }
-        let inside = match net.driver {
+        let inside = "link set lo up\n".to_owned()
+            + &match net.driver {
             Driver::Bridge => format!(
                 "addr add {ip}/{} dev {eth}\nlink set {eth} up\n",
                 net.subnet.prefix()
@@ -509,9 +533,16 @@ impl Networks {
 
     /// Removes the network's host link and stops its name server.
     fn teardown(&self, net: &NetworkConfig) {
+        sys::ip_batch_force(&self.teardown_cmds(net));
+    }
+
+    /// Stops the network's name server; the `ip` commands that remove its link.
+    fn teardown_cmds(&self, net: &NetworkConfig) -> String {
         self.stop_dns(net);
         if sys::link_exists(&net.interface) {
-            sys::ip_batch_force(&format!("link del {}\n", net.interface));
+            format!("link del {}\n", net.interface)
+        } else {
+            String::new()
         }
     }
 
@@ -573,6 +604,7 @@ impl Networks {
             self.load(n)?;
         }
         let mut any = false;
+        let mut cmds = String::new();
         for c in self.configs()? {
             if network.is_some_and(|n| n != c.name) {
                 continue;
@@ -585,18 +617,23 @@ impl Networks {
             }
             any = true;
             leases.leases = kept;
-            let cmds: String = gone
-                .iter()
-                .map(|l| format!("link del {}\n", l.veth))
-                .collect();
-            sys::ip_batch_force(&cmds);
+            for l in &gone {
+                cmds.push_str(&format!("link del {}\n", l.veth));
+            }
             self.save_leases(&c.name, &leases)?;
             if leases.leases.is_empty() {
-                self.teardown(&c);
+                cmds.push_str(&self.teardown_cmds(&c));
             }
         }
         if any {
-            self.apply_rules(false)?;
+            // As in attach: the rules in a thread while the links go.
+            std::thread::scope(|s| {
+                let rules = s.spawn(|| self.apply_rules(false));
+                sys::ip_batch_force(&cmds);
+                rules
+                    .join()
+                    .unwrap_or_else(|_| Err(NetError::Invalid("the nft thread panicked".into())))
+            })?;
         }
         if network.is_none() {
             sys::remove_netns(&self.netns_path(id))?;
@@ -728,6 +765,7 @@ fn as_mapping(s: &PortSpec) -> PortMapping {
 /// Undoes a half-made attach unless disarmed.
 struct Undo<'a> {
     nets: &'a Networks,
+    lease: Option<(String, String, String)>,
     netns: Option<PathBuf>,
     veth: Option<String>,
     net: Option<NetworkConfig>,
@@ -735,6 +773,7 @@ struct Undo<'a> {
 
 impl Undo<'_> {
     fn disarm(mut self) {
+        self.lease = None;
         self.netns = None;
         self.veth = None;
         self.net = None;
@@ -743,14 +782,25 @@ impl Undo<'_> {
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
+        let mut cmds = String::new();
         if let Some(v) = &self.veth {
-            sys::ip_batch_force(&format!("link del {v}\n"));
+            cmds.push_str(&format!("link del {v}\n"));
         }
         if let Some(net) = &self.net {
-            self.nets.teardown(net);
+            cmds.push_str(&self.nets.teardown_cmds(net));
         }
+        sys::ip_batch_force(&cmds);
         if let Some(ns) = &self.netns {
             let _ = sys::remove_netns(ns);
+        }
+        if let Some((net, id, ifname)) = &self.lease {
+            if let Ok(mut leases) = self.nets.leases(net) {
+                leases
+                    .leases
+                    .retain(|l| !(&l.container == id && &l.ifname == ifname));
+                let _ = self.nets.save_leases(net, &leases);
+            }
+            let _ = self.nets.apply_rules(true);
         }
     }
 }
