@@ -216,8 +216,11 @@ impl NetTest {
         code == 0 && out == "hello from berth\n"
     }
 
-    /// Links, routes, nft table, netns files and name servers of berth: none.
+    /// Links, routes, nft table, netns files and name servers of berth: none
+    /// (links and rules go in the background, under the networks' lock: once
+    /// `network ls` has it, they are gone).
     fn assert_clean(&self) {
+        self.ok(&["network", "ls"]);
         let links = self.ns.ip("-br link");
         assert!(!links.contains("berth") && !links.contains("vb"), "{links}");
         let routes = self.ns.ip("route");
@@ -599,4 +602,77 @@ fn bad_input_is_refused_before_anything_changes() {
     t.ok(&["network", "rm", "n1"]);
     t.assert_clean();
     assert!(!Path::new(&t.root.path().join("networks/n1")).exists());
+}
+
+#[test]
+fn connect_disconnect_and_restart_keep_the_address() {
+    let Some(t) = NetTest::new() else { return };
+    t.ok(&["network", "create", "one"]);
+    t.ok(&["network", "create", "two"]);
+    t.web("srv", &["--network", "one"]);
+    let ip = t.ip_of("srv");
+    // Joined to a second network while running: reachable there by name.
+    assert!(!t.container_gets("two", "http://srv/"));
+    let out = t.ok(&["network", "connect", "two", "srv"]);
+    assert!(out.starts_with("eth1 "), "{out}");
+    assert!(t.container_gets("two", "http://srv/"));
+    t.ok(&["network", "disconnect", "two", "srv"]);
+    assert!(!t.container_gets("two", "http://srv/"));
+    let (code, _, err) = t.run(&["network", "rm", "two"]);
+    assert_eq!(code, 0, "{err}");
+    // Stop and start: the lease (and the namespace) stay, the address too.
+    t.ok(&["stop", "-t", "1", "srv"]);
+    let inspect = t.ok(&["network", "inspect", "one"]);
+    assert!(inspect.contains(&ip), "{inspect}");
+    t.ok(&["start", "srv"]);
+    assert_eq!(t.ip_of("srv"), ip);
+    wait_for("srv again", || {
+        t.container_gets("one", &format!("http://{ip}/"))
+    });
+    t.ok(&["rm", "-f", "srv"]);
+    t.ok(&["network", "rm", "one"]);
+    t.assert_clean();
+}
+
+#[test]
+fn prune_finds_leftovers_after_a_crash() {
+    let Some(t) = NetTest::new() else { return };
+    t.ok(&["network", "create", "n"]);
+    let id = t.ok(&["create", "--network", "n", "busybox", "true"]);
+    let id = id.trim();
+    // A crash that lost the container's directory: its lease, namespace file and
+    // veth are still there.
+    let dir = t.root.path().join("containers").join(id);
+    nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    assert!(t.ns.ip("-br link").contains("vb"));
+    // And a namespace file and a veth of no lease at all.
+    let stray = "f".repeat(64);
+    let stray_ns = t.root.path().join("netns").join(&stray);
+    fs::write(&stray_ns, "").unwrap();
+    let out = sh(
+        "unshare",
+        &[&format!("--net={}", stray_ns.display()), "true"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    t.ns.ip("link add vbdeadbeef0 type veth peer name vbpeer");
+    let out = t.ok(&["system", "prune"]);
+    assert!(
+        out.contains(&format!("Released stale lease: n:{id}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Deleted network leftover: {stray}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Deleted network leftover: vbdeadbeef0"),
+        "{out}"
+    );
+    assert!(!stray_ns.exists());
+    let inspect: serde_json::Value =
+        serde_json::from_str(&t.ok(&["network", "inspect", "n"])).unwrap();
+    assert!(inspect[0]["leases"].as_array().unwrap().is_empty());
+    t.ok(&["network", "rm", "n"]);
+    t.assert_clean();
 }

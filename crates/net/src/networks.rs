@@ -549,6 +549,18 @@ impl Networks {
     /// Replaces `inet berth` with the rules of the networks that have containers;
     /// skipped when the same ruleset was applied last (unless `force`).
     fn apply_rules(&self, force: bool) -> Result<(), NetError> {
+        match self.rules_to_apply(force)? {
+            Some(script) => {
+                sys::nft_apply(&script)?;
+                write_atomic(&self.dir.join(".nft"), script.as_bytes())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The script for `nft -f -` if it differs from the last one applied (or
+    /// `force`); the cache is removed until it is applied.
+    fn rules_to_apply(&self, force: bool) -> Result<Option<String>, NetError> {
         let mut active = Vec::new();
         for c in self.configs()? {
             let leases = self.leases(&c.name)?;
@@ -559,11 +571,10 @@ impl Networks {
         let script = nft::render(&active);
         let cache = self.dir.join(".nft");
         if !force && fs::read_to_string(&cache).is_ok_and(|s| s == script) {
-            return Ok(());
+            return Ok(None);
         }
         let _ = fs::remove_file(&cache);
-        sys::nft_apply(&script)?;
-        write_atomic(&cache, script.as_bytes())
+        Ok(Some(script))
     }
 
     /// Every lease of container `id`, with its network.
@@ -599,7 +610,7 @@ impl Networks {
     /// leases and rules; a network left empty loses its link and name server.
     /// With `network` None the namespace file goes too. Nothing there is fine.
     pub fn detach(&self, id: &str, network: Option<&str>) -> Result<(), NetError> {
-        let _l = self.lock()?;
+        let l = self.lock()?;
         if let Some(n) = network {
             self.load(n)?;
         }
@@ -626,14 +637,16 @@ impl Networks {
             }
         }
         if any {
-            // As in attach: the rules in a thread while the links go.
-            std::thread::scope(|s| {
-                let rules = s.spawn(|| self.apply_rules(false));
-                sys::ip_batch_force(&cmds);
-                rules
-                    .join()
-                    .unwrap_or_else(|_| Err(NetError::Invalid("the nft thread panicked".into())))
-            })?;
+            // The kernel makes link removal wait for RCU grace periods (tens of
+            // ms): `ip` and `nft` finish in the background, holding the state lock
+            // (they inherit its fd), so the next change of any network waits for
+            // them and sees the result.
+            let rules = self.rules_to_apply(false)?;
+            sys::spawn_holding(l.as_fd(), "ip", &["-force", "-batch", "-"], &cmds)?;
+            if let Some(script) = rules {
+                sys::spawn_holding(l.as_fd(), "nft", &["-f", "-"], &script)?;
+                write_atomic(&self.dir.join(".nft"), script.as_bytes())?;
+            }
         }
         if network.is_none() {
             sys::remove_netns(&self.netns_path(id))?;
@@ -751,6 +764,7 @@ impl Networks {
     }
 }
 
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 
 fn as_mapping(s: &PortSpec) -> PortMapping {

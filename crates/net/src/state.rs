@@ -140,10 +140,17 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Net
     write_atomic(path, &bytes)
 }
 
-/// The exclusive lock on `networks/.lock`, held until dropped.
+/// The exclusive lock on `networks/.lock`, held until dropped (and by the
+/// children given its fd).
 #[derive(Debug)]
 pub struct StateLock {
-    _file: File,
+    file: File,
+}
+
+impl std::os::fd::AsFd for StateLock {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 impl StateLock {
@@ -157,7 +164,7 @@ impl StateLock {
             .open(&path)
             .map_err(io_err("opening", &path))?;
         file.lock().map_err(io_err("locking", &path))?;
-        Ok(Self { _file: file })
+        Ok(Self { file })
     }
 }
 

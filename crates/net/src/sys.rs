@@ -5,11 +5,12 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
@@ -59,6 +60,34 @@ pub fn ip_batch_force(commands: &str) {
     if !commands.is_empty() {
         let _ = pipe_to("ip", &["-force", "-batch", "-"], commands, "cleanup");
     }
+}
+
+/// Starts `tool args…` with `input` on stdin and `lock` inherited (so the flock
+/// is held until it exits), without waiting for it; its output is discarded.
+pub fn spawn_holding(
+    lock: BorrowedFd<'_>,
+    tool: &'static str,
+    args: &[&str],
+    input: &str,
+) -> Result<(), NetError> {
+    let set = |flags: FdFlag| {
+        fcntl(lock, FcntlArg::F_SETFD(flags)).map_err(sys(format!("passing the lock to {tool}")))
+    };
+    set(FdFlag::empty())?;
+    let child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    set(FdFlag::FD_CLOEXEC)?;
+    let mut child = child.map_err(io_err("running", tool))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(io_err("writing to", tool))?;
+    }
+    Ok(()) // reaped by whoever inherits it (init, or a subreaper above us)
 }
 
 /// `nft -f -`.
