@@ -47,6 +47,8 @@ b() { "$BERTH" --root "$WORK/root" "$@"; }
 cleanup() {
     b rm -f ips-bridge ips-routed ips-host >/dev/null 2>&1 || true
     b network rm rnet bridge >/dev/null 2>&1 || true
+    # berth's namespace directory is a shared mount point (as /run/netns).
+    umount "$WORK/root/netns" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -69,20 +71,16 @@ echo "== iperf3 TCP, ${SECONDS_IPERF}s, namespace (host side) -> container =="
 LIBS=(-v /usr:/usr:ro -v /usr/lib:/lib:ro -v /usr/lib64:/lib64:ro)
 for net in bridge rnet host; do
     name="ips-${net/rnet/routed}"
-    b run -d --name "$name" --network "$net" "${LIBS[@]}" busybox /usr/bin/iperf3 -s -1 >/dev/null
+    b run -d --name "$name" --network "$net" "${LIBS[@]}" busybox /usr/bin/iperf3 -s >/dev/null
     if [[ $net == host ]]; then
         addr=127.0.0.1
     else
         addr=$(b inspect "$name" | jq -r '.. | objects | select(has("networks")) | .networks[0].ip' | head -1)
     fi
-    for _ in $(seq 50); do
-        iperf3 -c "$addr" -t 0.1 >/dev/null 2>&1 && break || sleep 0.1
+    for _ in $(seq 100); do
+        timeout 1 bash -c "</dev/tcp/$addr/5201" 2>/dev/null && break || sleep 0.1
     done
-    b rm -f "$name" >/dev/null
-    b run -d --name "$name" --network "$net" "${LIBS[@]}" busybox /usr/bin/iperf3 -s -1 >/dev/null
-    for _ in $(seq 50); do
-        iperf3 -c "$addr" -t "$SECONDS_IPERF" -J >"$WORK/iperf.json" 2>/dev/null && break || sleep 0.1
-    done
+    timeout $((SECONDS_IPERF + 20)) iperf3 -c "$addr" -t "$SECONDS_IPERF" -J >"$WORK/iperf.json"
     gbps=$(jq -r '.end.sum_received.bits_per_second / 1e9 | .*100 | round / 100' "$WORK/iperf.json")
     printf '%-7s %s Gbit/s (%s)\n' "${net/rnet/routed}" "$gbps" "$addr"
     b rm -f "$name" >/dev/null
