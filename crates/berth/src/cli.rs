@@ -81,6 +81,9 @@ pub enum Command {
     /// (Internal) the name server of a network.
     #[command(name = "__dns", hide = true)]
     Dns(DnsArgs),
+    /// (Internal) removes an empty network's link and rules after a grace period.
+    #[command(name = "__netgc", hide = true)]
+    NetGc(DnsArgs),
 }
 
 #[derive(Debug, Subcommand)]

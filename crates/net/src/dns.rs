@@ -258,6 +258,7 @@ mod tests {
                 netns: "/x".into(),
                 ports: vec![],
             }],
+            last: None,
         };
         let ip = lookup(&leases, "mynet", &q.name);
         assert_eq!(ip, Some(Ipv4Addr::new(10, 1, 0, 2)));

@@ -29,8 +29,16 @@ pub fn allocate(
         }
         return Ok(ip);
     }
-    (1u32..)
-        .map_while(|n| net.subnet.nth(n))
+    // Round robin from the last one handed out, so that an address just released
+    // (its veth possibly still going away) is not reused at once.
+    let size = 1u64 << (32 - net.subnet.prefix());
+    let start = leases
+        .last
+        .filter(|ip| net.subnet.contains(*ip))
+        .map(|ip| u64::from(u32::from(ip) - u32::from(net.subnet.network())) + 1)
+        .unwrap_or(1);
+    (0..size)
+        .filter_map(|k| net.subnet.nth(((start + k) % size) as u32))
         .find(|ip| net.subnet.is_host(*ip) && !used(*ip))
         .ok_or_else(|| NetError::Exhausted(net.name.clone()))
 }
@@ -87,6 +95,19 @@ mod tests {
         ));
         leases.leases.remove(1); // .3 released
         assert_eq!(allocate(&n, &leases, None).unwrap().octets()[3], 3);
+    }
+
+    #[test]
+    fn round_robin_after_the_last() {
+        let n = net("10.1.0.0/29");
+        let mut leases = Leases {
+            last: Some(Ipv4Addr::new(10, 1, 0, 2)),
+            ..Leases::default()
+        };
+        // .2 was just released: .3 comes first, and after .6 it wraps to .2.
+        assert_eq!(allocate(&n, &leases, None).unwrap().octets()[3], 3);
+        leases.last = Some(Ipv4Addr::new(10, 1, 0, 6));
+        assert_eq!(allocate(&n, &leases, None).unwrap().octets()[3], 2);
     }
 
     #[test]

@@ -26,6 +26,12 @@ use crate::state::{
 };
 use crate::sys;
 
+/// The hidden verb of the `berth` binary that runs [`Networks::collect`].
+pub const GC_VERB: &str = "__netgc";
+
+/// How long an empty network keeps its link, rules and name server.
+pub const TEARDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The default network's name.
 pub const DEFAULT_NETWORK: &str = "bridge";
 
@@ -396,7 +402,10 @@ impl Networks {
             netns: netns.to_owned(),
             ports: mappings,
         };
-        let first = leases.leases.is_empty();
+        // A network left empty keeps its link for a grace period (see `collect`):
+        // the next container finds it made.
+        let realized = sys::link_exists(&net.interface);
+        leases.last = Some(ip);
         // The lease first (what the rules are made from), then the rules in a
         // thread while the links are made: nft and rtnetlink wait for the
         // kernel's RCU grace periods under different locks, so they overlap.
@@ -411,11 +420,11 @@ impl Networks {
             )),
             netns: create_netns.then(|| netns.to_owned()),
             veth: Some(lease.veth.clone()),
-            net: first.then(|| net.clone()),
+            net: (!realized).then(|| net.clone()),
         };
         let (rules, links) = std::thread::scope(|s| {
-            let rules = s.spawn(|| self.apply_rules(first));
-            let links = self.make_links(&net, &lease, create_netns, first);
+            let rules = s.spawn(|| self.apply_rules(!realized));
+            let links = self.make_links(&net, &lease, create_netns, !realized);
             let rules = rules
                 .join()
                 .unwrap_or_else(|_| Err(NetError::Invalid("the nft thread panicked".into())));
@@ -444,7 +453,7 @@ impl Networks {
         net: &NetworkConfig,
         lease: &Lease,
         create_netns: bool,
-        first: bool,
+        realize: bool,
     ) -> Result<(), NetError> {
         if create_netns {
             let dir = self.root.join("netns");
@@ -457,7 +466,7 @@ impl Networks {
             }
             sys::create_netns(&lease.netns, || Ok(()))?;
         }
-        if first || !sys::link_exists(&net.interface) {
+        if realize {
             self.realize(net)?;
         }
         self.plug(net, lease)
@@ -564,7 +573,9 @@ impl Networks {
         let mut active = Vec::new();
         for c in self.configs()? {
             let leases = self.leases(&c.name)?;
-            if !leases.leases.is_empty() {
+            // An empty network whose link is still there (its grace period) keeps
+            // its rules, so that the next container changes nothing.
+            if !leases.leases.is_empty() || sys::link_exists(&c.interface) {
                 active.push((c, leases));
             }
         }
@@ -616,6 +627,7 @@ impl Networks {
         }
         let mut any = false;
         let mut cmds = String::new();
+        let mut emptied = Vec::new();
         for c in self.configs()? {
             if network.is_some_and(|n| n != c.name) {
                 continue;
@@ -633,25 +645,69 @@ impl Networks {
             }
             self.save_leases(&c.name, &leases)?;
             if leases.leases.is_empty() {
-                cmds.push_str(&self.teardown_cmds(&c));
+                emptied.push(c);
             }
         }
         if any {
             // The kernel makes link removal wait for RCU grace periods (tens of
-            // ms): `ip` and `nft` finish in the background, holding the state lock
-            // (they inherit its fd), so the next change of any network waits for
-            // them and sees the result.
+            // ms): the veths go in the background (addresses are handed out round
+            // robin, so a new container does not get a dying one's at once); rule
+            // changes too, but holding the state lock (nft inherits its fd) so that
+            // the next change of any network comes after them.
             let rules = self.rules_to_apply(false)?;
-            sys::spawn_holding(l.as_fd(), "ip", &["-force", "-batch", "-"], &cmds)?;
+            sys::spawn_detached("ip", &["-force", "-batch", "-"], &cmds, None)?;
             if let Some(script) = rules {
-                sys::spawn_holding(l.as_fd(), "nft", &["-f", "-"], &script)?;
+                sys::spawn_detached("nft", &["-f", "-"], &script, Some(l.as_fd()))?;
                 write_atomic(&self.dir.join(".nft"), script.as_bytes())?;
             }
+        }
+        for c in &emptied {
+            self.schedule_teardown(c);
         }
         if network.is_none() {
             sys::remove_netns(&self.netns_path(id))?;
         }
         Ok(())
+    }
+
+    /// The network's link, rules and name server go `TEARDOWN_GRACE` after its
+    /// last container, unless another comes: `berth __netgc NAME` waits and then
+    /// runs [`Networks::collect`] (or, without a `berth` to run, it happens now).
+    fn schedule_teardown(&self, net: &NetworkConfig) {
+        let spawned = self.exe.as_ref().is_some_and(|exe| {
+            Command::new(exe)
+                .arg("--root")
+                .arg(&self.root)
+                .arg(GC_VERB)
+                .arg(&net.name)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .is_ok()
+        });
+        if !spawned {
+            self.teardown(net);
+            if let Err(e) = self.apply_rules(false) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// `berth __netgc NAME`: after `TEARDOWN_GRACE`, removes the link, rules and
+    /// name server of network `name` if it still has no container.
+    pub fn collect(&self, name: &str) -> Result<(), NetError> {
+        std::thread::sleep(TEARDOWN_GRACE);
+        let _l = self.lock()?;
+        let Ok(net) = self.load(name) else {
+            return Ok(()); // removed meanwhile
+        };
+        if !self.leases(name)?.leases.is_empty() {
+            return Ok(());
+        }
+        self.teardown(&net);
+        self.apply_rules(false)
     }
 
     /// Finds what a crash left: leases whose container directory

@@ -137,6 +137,7 @@ mod tests {
                 net("a", "10.88.0.0/16", false),
                 Leases {
                     leases: vec![lease],
+                    last: None,
                 },
             ),
             (net("b", "10.90.0.0/24", true), Leases::default()),

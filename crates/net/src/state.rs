@@ -101,6 +101,9 @@ pub struct Lease {
 pub struct Leases {
     /// In allocation order.
     pub leases: Vec<Lease>,
+    /// The address handed out last (the next search starts after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Ipv4Addr>,
 }
 
 /// Reads a JSON file.

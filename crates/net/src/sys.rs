@@ -62,16 +62,23 @@ pub fn ip_batch_force(commands: &str) {
     }
 }
 
-/// Starts `tool args…` with `input` on stdin and `lock` inherited (so the flock
-/// is held until it exits), without waiting for it; its output is discarded.
-pub fn spawn_holding(
-    lock: BorrowedFd<'_>,
+/// Starts `tool args…` with `input` on stdin without waiting for it (its
+/// output is discarded); with `lock`, the child inherits that fd, so the flock is
+/// held until it exits.
+pub fn spawn_detached(
     tool: &'static str,
     args: &[&str],
     input: &str,
+    lock: Option<BorrowedFd<'_>>,
 ) -> Result<(), NetError> {
-    let set = |flags: FdFlag| {
-        fcntl(lock, FcntlArg::F_SETFD(flags)).map_err(sys(format!("passing the lock to {tool}")))
+    if input.is_empty() {
+        return Ok(());
+    }
+    let set = |flags: FdFlag| match lock {
+        Some(fd) => fcntl(fd, FcntlArg::F_SETFD(flags))
+            .map(drop)
+            .map_err(sys(format!("passing the lock to {tool}"))),
+        None => Ok(()),
     };
     set(FdFlag::empty())?;
     let child = Command::new(tool)

@@ -68,6 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Network(cmd) => network::run(&engine, cmd),
         Command::Port(args) => port::run(&engine, &args),
         Command::Dns(args) => network::dns(&engine, &args),
+        Command::NetGc(args) => network::gc(&engine, &args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `berth network create|ls|inspect|rm|connect|disconnect`, and the hidden
-//! `berth __dns NETWORK` (a network's name server).
+//! `berth __dns NETWORK` (a network's name server) and `berth __netgc NETWORK`
+//! (an empty network's teardown after a grace period).
 
 use anyhow::Result;
 use berth_engine::berth_net::CreateRequest;
@@ -84,5 +85,12 @@ pub fn dns(engine: &Engine, args: &DnsArgs) -> Result<i32> {
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
     engine.networks().serve_dns(&args.network)?;
+    Ok(0)
+}
+
+pub fn gc(engine: &Engine, args: &DnsArgs) -> Result<i32> {
+    let _ = nix::unistd::setsid();
+    let _ = std::env::set_current_dir("/");
+    engine.networks().collect(&args.network)?;
     Ok(0)
 }
