@@ -83,7 +83,7 @@ pub enum Command {
     Dns(DnsArgs),
     /// (Internal) removes an empty network's link and rules after a grace period.
     #[command(name = "__netgc", hide = true)]
-    NetGc(DnsArgs),
+    NetGc(NetGcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +151,14 @@ pub struct NetworkDisconnectArgs {
 pub struct PortArgs {
     /// Name or id.
     pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetGcArgs {
+    /// The network.
+    pub network: String,
+    /// The idle period it was started for.
+    pub token: String,
 }
 
 #[derive(Debug, Args)]

@@ -405,6 +405,7 @@ impl Networks {
         // A network left empty keeps its link for a grace period (see `collect`):
         // the next container finds it made.
         let realized = sys::link_exists(&net.interface);
+        let _ = fs::remove_file(self.net_dir(&net.name).join("idle"));
         leases.last = Some(ip);
         // The lease first (what the rules are made from), then the rules in a
         // thread while the links are made: nft and rtnetlink wait for the
@@ -674,20 +675,34 @@ impl Networks {
     /// last container, unless another comes: `berth __netgc NAME` waits and then
     /// runs [`Networks::collect`] (or, without a `berth` to run, it happens now).
     fn schedule_teardown(&self, net: &NetworkConfig) {
-        let spawned = self.exe.as_ref().is_some_and(|exe| {
-            Command::new(exe)
-                .arg("--root")
-                .arg(&self.root)
-                .arg(GC_VERB)
-                .arg(&net.name)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .is_ok()
-        });
+        // The token says which idle period the collector was started for: an
+        // attach removes it, a later detach writes a new one.
+        let token = format!(
+            "{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let idle = self.net_dir(&net.name).join("idle");
+        let spawned = write_atomic(&idle, token.as_bytes()).is_ok()
+            && self.exe.as_ref().is_some_and(|exe| {
+                Command::new(exe)
+                    .arg("--root")
+                    .arg(&self.root)
+                    .arg(GC_VERB)
+                    .arg(&net.name)
+                    .arg(&token)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0)
+                    .spawn()
+                    .is_ok()
+            });
         if !spawned {
+            let _ = fs::remove_file(&idle);
             self.teardown(net);
             if let Err(e) = self.apply_rules(false) {
                 tracing::warn!("{e}");
@@ -695,17 +710,26 @@ impl Networks {
         }
     }
 
-    /// `berth __netgc NAME`: after `TEARDOWN_GRACE`, removes the link, rules and
-    /// name server of network `name` if it still has no container.
-    pub fn collect(&self, name: &str) -> Result<(), NetError> {
+    /// `berth __netgc NAME TOKEN`: after `TEARDOWN_GRACE`, removes the link,
+    /// rules and name server of network `name` if it has had no container since
+    /// the detach that wrote `TOKEN` to its `idle` file.
+    pub fn collect(&self, name: &str, token: &str) -> Result<(), NetError> {
         std::thread::sleep(TEARDOWN_GRACE);
+        if !self.dir.exists() {
+            return Ok(()); // the whole root is gone
+        }
         let _l = self.lock()?;
+        let idle = self.net_dir(name).join("idle");
+        if fs::read_to_string(&idle).ok().as_deref() != Some(token) {
+            return Ok(()); // used meanwhile (or removed)
+        }
         let Ok(net) = self.load(name) else {
-            return Ok(()); // removed meanwhile
+            return Ok(());
         };
         if !self.leases(name)?.leases.is_empty() {
             return Ok(());
         }
+        let _ = fs::remove_file(&idle);
         self.teardown(&net);
         self.apply_rules(false)
     }

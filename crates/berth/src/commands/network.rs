@@ -6,7 +6,7 @@ use anyhow::Result;
 use berth_engine::berth_net::CreateRequest;
 use berth_engine::Engine;
 
-use crate::cli::{DnsArgs, NetworkCommand};
+use crate::cli::{DnsArgs, NetGcArgs, NetworkCommand};
 
 pub fn run(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
     let nets = engine.networks();
@@ -88,9 +88,9 @@ pub fn dns(engine: &Engine, args: &DnsArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn gc(engine: &Engine, args: &DnsArgs) -> Result<i32> {
+pub fn gc(engine: &Engine, args: &NetGcArgs) -> Result<i32> {
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
-    engine.networks().collect(&args.network)?;
+    engine.networks().collect(&args.network, &args.token)?;
     Ok(0)
 }
