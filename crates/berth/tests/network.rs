@@ -201,17 +201,18 @@ impl NetTest {
 
     /// Eventually the URL answers from inside a fresh container on `network`.
     fn container_gets(&self, network: &str, url: &str) -> bool {
+        // Not `timeout` as PID 1: it signals its own parent, which would be the
+        // namespace's init (immune to it).
+        let script = format!("timeout 5 wget -qO- {url}; exit $?");
         let (code, out, _) = self.run(&[
             "run",
             "--rm",
             "--network",
             network,
             "busybox",
-            "timeout",
-            "5",
-            "wget",
-            "-qO-",
-            url,
+            "sh",
+            "-c",
+            &script,
         ]);
         code == 0 && out == "hello from berth\n"
     }
@@ -323,8 +324,11 @@ fn two_containers_talk_by_ip_and_by_name() {
         "nosuchname",
     ]);
     assert_ne!(code, 0);
+    // Another network does not reach it, not even by address.
+    t.ok(&["network", "create", "other"]);
+    assert!(!t.container_gets("other", &format!("http://{ip}/")));
     t.ok(&["rm", "-f", "web"]);
-    t.ok(&["network", "rm", "app"]);
+    t.ok(&["network", "rm", "app", "other"]);
     t.assert_clean();
 }
 

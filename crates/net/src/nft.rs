@@ -8,13 +8,18 @@
 //! postrouting (nat)          subnet → outside: masquerade (not for internal)
 //!                            127.0.0.0/8 → subnet: masquerade (published ports
 //!                            reached from the host's loopback; route_localnet)
-//! forward (filter)           internal subnets: nothing in or out
+//! forward (filter)           no subnet to another; internal subnets: nothing in
+//!                            or out
 //! ```
 
 use std::fmt::Write;
 
 use crate::ports::Proto;
 use crate::state::{Leases, NetworkConfig};
+
+/// What the forward chain does with what it refuses: an ICMP error, so that a
+/// client fails at once instead of waiting for a timeout.
+const REJECT: &str = "reject with icmpx type admin-prohibited";
 
 /// The table's family and name.
 pub const TABLE: &str = "inet berth";
@@ -49,9 +54,23 @@ pub fn render(active: &[(NetworkConfig, Leases)]) -> String {
             }
         }
         let _ = writeln!(post, "\t\tip saddr 127.0.0.0/8 ip daddr {sub} masquerade");
+        // Networks are isolated from each other (as Docker's), also when the host
+        // forwards between their links.
+        let others: Vec<String> = active
+            .iter()
+            .filter(|(o, _)| o.name != net.name)
+            .map(|(o, _)| o.subnet.to_string())
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                forward,
+                "\t\tip saddr {sub} ip daddr {{ {} }} {REJECT}",
+                others.join(", ")
+            );
+        }
         if net.internal {
-            let _ = writeln!(forward, "\t\tip saddr {sub} ip daddr != {sub} drop");
-            let _ = writeln!(forward, "\t\tip daddr {sub} ip saddr != {sub} drop");
+            let _ = writeln!(forward, "\t\tip saddr {sub} ip daddr != {sub} {REJECT}");
+            let _ = writeln!(forward, "\t\tip daddr {sub} ip saddr != {sub} {REJECT}");
         } else {
             let _ = writeln!(post, "\t\tip saddr {sub} ip daddr != {sub} masquerade");
         }
@@ -147,8 +166,10 @@ mod tests {
         assert!(s.contains("ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.88.0.2:53"));
         assert!(s.contains("ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 masquerade"));
         assert!(!s.contains("ip saddr 10.90.0.0/24 ip daddr != 10.90.0.0/24 masquerade"));
-        assert!(s.contains("ip saddr 10.90.0.0/24 ip daddr != 10.90.0.0/24 drop"));
+        assert!(s.contains("ip saddr 10.90.0.0/24 ip daddr != 10.90.0.0/24 reject"));
         assert!(s.contains("ip saddr 127.0.0.0/8 ip daddr 10.88.0.0/16 masquerade"));
+        assert!(s.contains("ip saddr 10.88.0.0/16 ip daddr { 10.90.0.0/24 } reject with icmpx type admin-prohibited"));
+        assert!(s.contains("ip saddr 10.90.0.0/24 ip daddr { 10.88.0.0/16 } reject with icmpx type admin-prohibited"));
         // Only our table is named.
         for line in s
             .lines()
