@@ -22,6 +22,8 @@ PACKAGES=(
     build-essential libc6-dev libseccomp-dev pkg-config
     # features and test tooling
     criu iproute2 jq ca-certificates curl
+    # networking: nft for the `inet berth` table, iperf3 for scripts/bench-net.sh
+    nftables iperf3
     # real clients (crates/berth-runtime/tests/clients.rs, scripts/clients/): podman
     # with conmon, dockerd + containerd + the runc v2 shim, image tools; `script` is in
     # util-linux (essential)

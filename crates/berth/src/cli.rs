@@ -80,6 +80,98 @@ pub enum Command {
     Top(TopArgs),
     /// Show running containers' CPU, memory and process counts.
     Stats(StatsArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Show a container's published ports.
+    Port(PortArgs),
+    /// (Internal) the name server of a network.
+    #[command(name = "__dns", hide = true)]
+    Dns(DnsArgs),
+    /// (Internal) removes an empty network's link and rules after a grace period.
+    #[command(name = "__netgc", hide = true)]
+    NetGc(NetGcArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network (its bridge, rules and name server come with its first
+    /// container).
+    Create(NetworkCreateArgs),
+    /// List networks.
+    Ls(FormatArgs),
+    /// Show networks as JSON (config and leases).
+    Inspect(NetworkNamesArgs),
+    /// Remove networks no container uses.
+    Rm(NetworkNamesArgs),
+    /// Join a container to a network.
+    Connect(NetworkConnectArgs),
+    /// Take a container off a network.
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// bridge or routed.
+    #[arg(long, default_value = "bridge")]
+    pub driver: berth_engine::berth_net::Driver,
+    /// IPv4 CIDR (default: a free /24 in 10.89.0.0-10.99.255.0).
+    #[arg(long)]
+    pub subnet: Option<berth_engine::berth_net::Ipv4Cidr>,
+    /// The gateway (default: the subnet's first address).
+    #[arg(long)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// No outbound route, no forwarding in or out.
+    #[arg(long)]
+    pub internal: bool,
+    /// The network's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkNamesArgs {
+    /// Network names.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// The address on the network.
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The network.
+    pub network: String,
+    /// Name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// The network.
+    pub network: String,
+    /// Name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// Name or id.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetGcArgs {
+    /// The network.
+    pub network: String,
+    /// The idle period it was started for.
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The network.
+    pub network: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,9 +329,25 @@ pub struct RunArgs {
     /// Mount the root read-only.
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// none or host.
+    /// none, host, container:NAME, or a network's name (`bridge`: the default
+    /// network, made on first use).
     #[arg(long, default_value = "none")]
     pub network: Network,
+    /// The container's IPv4 address on the network.
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Publish a port: [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<berth_engine::berth_net::PortSpec>,
+    /// Publish every port the image exposes on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// A name server for /etc/resolv.conf (after the network's own).
+    #[arg(long, value_parser = berth_engine::berth_net::parse_dns)]
+    pub dns: Vec<std::net::IpAddr>,
+    /// An /etc/hosts entry, NAME:IP.
+    #[arg(long = "add-host")]
+    pub add_host: Vec<berth_engine::berth_net::HostEntry>,
     /// Memory limit (bytes, or with b/k/m/g).
     #[arg(short = 'm', long, value_parser = berth_engine::spec::parse_memory)]
     pub memory: Option<i64>,

@@ -429,7 +429,8 @@ impl Engine {
         })?;
         let run = config.config.clone().unwrap_or_default();
         let flags = self.resolve_volumes(&opts.flags, &rootfs)?;
-        let spec = spec::build(&id, &rootfs, &run, &flags)?;
+        let mut spec = spec::build(&id, &rootfs, &run, &flags)?;
+        let networks = self.connect(&id, &name, &dir, &run, &flags, &mut spec)?;
         let config_path = dir.join("config.json");
         spec.save(&config_path)
             .map_err(|source| EngineError::Spec {
@@ -455,6 +456,7 @@ impl Engine {
             removing: false,
             started: None,
             finished: None,
+            networks,
         };
         record.save(&dir)?;
         guard.armed = false;
@@ -635,6 +637,7 @@ impl Engine {
             }
         }
         let dir = self.container_dir(id);
+        self.disconnect(id)?;
         unmount_if_mounted(&dir.join("rootfs"))?;
         match self.snapshots.remove(&snapshot_key(id)) {
             Ok(()) | Err(SnapshotError::NotFound(_)) => {}

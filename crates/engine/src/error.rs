@@ -14,6 +14,15 @@ use crate::backend::BackendError;
 /// Why an engine operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Networking failed (or its input was refused).
+    #[error("{action}")]
+    Network {
+        /// What was being done, and to what.
+        action: String,
+        /// The cause.
+        #[source]
+        source: berth_net::NetError,
+    },
     /// A file or directory of the engine's state could not be used.
     #[error("{action} {}", path.display())]
     Io {

@@ -16,6 +16,8 @@
 //! process/<id>/            the process backend's state (state.json, exec.fifo)
 //! volumes/<name>/          a named volume: volume.json and _data/ (its content)
 //! engine.lock              held while containers are created, started or removed
+//! networks/                berth-net: network configs, leases, the nft cache
+//! netns/<id>               the network namespace of a container on a network
 //! ```
 //!
 //! `run` = resolve the image (building the default busybox image on demand) →
@@ -33,6 +35,7 @@ pub mod layers;
 pub mod lock;
 pub mod logs;
 pub mod mounts;
+pub mod network;
 pub mod record;
 pub mod security;
 pub mod spec;
@@ -46,6 +49,7 @@ mod pull;
 pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation, ProcessBackend, VmBackend};
+pub use berth_net;
 pub use engine::{
     parse_signal, ContainerStats, ContainerSummary, Engine, ExecRequest, ImageSummary, ProcessInfo,
     RunOptions, DEFAULT_ROOT, MONITOR_VERB,
@@ -53,6 +57,7 @@ pub use engine::{
 pub use error::EngineError;
 pub use image_ops::{ContainerInspect, ImageInspect, RemovedImage};
 pub use logs::{LogEntry, LogStream, LogsOptions};
+pub use network::NetFlags;
 pub use record::{Phase, Record};
 pub use spec::{Network, RunFlags, Volume};
 pub use volumes::VolumeRecord;

@@ -62,6 +62,9 @@ pub struct Record {
     /// When it last exited, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<u64>,
+    /// The networks it is attached to: address, gateway, published ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<berth_net::Attachment>,
 }
 
 impl Record {

@@ -15,13 +15,18 @@ use crate::error::EngineError;
 use crate::user;
 
 /// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     /// A new network namespace with only a loopback device (down).
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A berth network (`bridge` is the default one): a namespace of its own,
+    /// joined to the network by the engine before the runtime starts.
+    Named(String),
+    /// `container:NAME`: the network namespace of another container.
+    Container(String),
 }
 
 impl std::str::FromStr for Network {
@@ -31,7 +36,14 @@ impl std::str::FromStr for Network {
         match s {
             "none" => Ok(Self::None),
             "host" => Ok(Self::Host),
-            other => Err(format!("unknown network {other:?} (none or host)")),
+            other => match other.strip_prefix("container:") {
+                Some("") => Err("--network container: needs a container name".into()),
+                Some(c) => Ok(Self::Container(c.to_owned())),
+                None if berth_net::state::valid_name(other) => Ok(Self::Named(other.to_owned())),
+                None => Err(format!(
+                    "network {other:?}: none, host, container:NAME or a network's name"
+                )),
+            },
         }
     }
 }
@@ -115,6 +127,8 @@ pub struct RunFlags {
     pub security: crate::security::SecurityOpts,
     /// `-t`: the process gets a pty (`process.terminal`).
     pub tty: bool,
+    /// `--ip`, `-p`, `-P`, `--dns`, `--add-host`.
+    pub net: crate::network::NetFlags,
 }
 
 /// Parses `--memory`: bytes with an optional `b`, `k`, `m` or `g` suffix.

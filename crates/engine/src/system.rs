@@ -52,6 +52,8 @@ pub struct DiskUsage {
 /// What `system prune` removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PruneReport {
+    /// Network leftovers of crashed containers.
+    pub network: berth_net::NetPrune,
     /// Container ids.
     pub containers: Vec<String>,
     /// Image names.
@@ -183,6 +185,10 @@ impl Engine {
         }
         let _no_pulls = PullLock::exclusive(self.root())?;
         let _lock = EngineLock::acquire(self.root())?;
+        report.network = self
+            .networks()
+            .prune()
+            .map_err(crate::network::net_err("pruning network leftovers"))?;
         let (kept_blobs, kept_chains) = self.referenced()?;
         // Committed snapshots, children before parents: repeat while any goes.
         loop {

@@ -12,6 +12,8 @@ mod load;
 mod login;
 mod logs;
 mod monitor;
+mod network;
+mod port;
 mod ps;
 mod pull;
 mod push;
@@ -69,6 +71,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Volume(cmd) => volume::run(&engine, cmd),
         Command::Top(args) => top::run(&engine, &args),
         Command::Stats(args) => stats::run(&engine, &args),
+        Command::Network(cmd) => network::run(&engine, cmd),
+        Command::Port(args) => port::run(&engine, &args),
+        Command::Dns(args) => network::dns(&engine, &args),
+        Command::NetGc(args) => network::gc(&engine, &args),
     }
 }
 

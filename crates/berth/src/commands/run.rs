@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use berth_engine::security::SecurityOpts;
-use berth_engine::{Engine, RunFlags, RunOptions};
+use berth_engine::{Engine, NetFlags, RunFlags, RunOptions};
 
 use crate::cli::RunArgs;
 
@@ -64,6 +64,13 @@ pub fn options(args: RunArgs) -> Result<RunOptions> {
             cap_drop: args.cap_drop,
             security,
             tty: args.tty,
+            net: NetFlags {
+                ip: args.ip,
+                publish: args.publish,
+                publish_all: args.publish_all,
+                dns: args.dns,
+                add_hosts: args.add_host,
+            },
         },
     })
 }

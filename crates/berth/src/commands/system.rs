@@ -41,6 +41,13 @@ pub fn run(engine: &Engine, cmd: SystemCommand) -> Result<i32> {
             for c in &r.containers {
                 println!("Deleted container: {c}");
             }
+            let n = &r.network;
+            for l in &n.leases {
+                println!("Released stale lease: {l}");
+            }
+            for x in n.netns.iter().chain(&n.links) {
+                println!("Deleted network leftover: {x}");
+            }
             for i in &r.images {
                 println!("Deleted image: {i}");
             }
