@@ -179,3 +179,22 @@ fn a_dead_monitor_is_cleaned_by_rm_force() {
     assert!(!memory_cgroup(id).exists(), "cgroup left");
     root.assert_no_containers();
 }
+
+/// A plain process has no network namespace to join to a network.
+#[test]
+fn a_process_cannot_join_a_network() {
+    let Some(root) = Root::new() else { return };
+    let (code, _, err) = root.run(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "process",
+        "--network",
+        "bridge",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(err.contains("--isolation process"), "{err}");
+    root.assert_no_containers();
+}

@@ -19,7 +19,7 @@ use crate::error::{io_err, EngineError};
 use crate::layers;
 use crate::lock::{EngineLock, PullLock};
 use crate::record::{Phase, Record};
-use crate::spec::{self, RunFlags};
+use crate::spec::{self, Network, RunFlags};
 
 mod exec;
 mod lifecycle;
@@ -376,6 +376,18 @@ impl Engine {
     /// overlay then costs no sync of the host's filesystem, and it cannot be mounted
     /// again (the kernel refuses), which such a container never needs.
     fn create_root(&self, opts: &RunOptions, volatile: bool) -> Result<Record, EngineError> {
+        if opts.isolation == Isolation::Process
+            && matches!(
+                opts.flags.network,
+                Network::Named(_) | Network::Container(_)
+            )
+        {
+            return Err(EngineError::Invalid(
+                "--isolation process runs in the host's network namespace: \
+                 use --network host (or none), or another isolation level"
+                    .into(),
+            ));
+        }
         let _lock = EngineLock::acquire(&self.root)?;
         let (reference, digest) = self.resolve_image(&opts.image)?;
         let (manifest, config) = self.read_image(&digest)?;
