@@ -28,6 +28,9 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::error::NetError;
 
+/// No such link.
+const ENODEV: i32 = nix::errno::Errno::ENODEV as i32;
+
 /// The main routing table.
 const RT_TABLE_MAIN: u8 = 254;
 
@@ -185,9 +188,7 @@ impl Rtnl {
                 RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
                 _ => None,
             })),
-            Err(NetError::Netlink { source, .. })
-                if source.raw_os_error() == Some(libc_enodev()) =>
-            {
+            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(ENODEV) => {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -198,7 +199,7 @@ impl Rtnl {
     pub fn index_of(&mut self, name: &str) -> Result<u32, NetError> {
         self.link_index(name)?.ok_or_else(|| NetError::Netlink {
             action: format!("looking up link {name}"),
-            source: io::Error::from_raw_os_error(libc_enodev()),
+            source: io::Error::from_raw_os_error(ENODEV),
         })
     }
 
@@ -261,9 +262,7 @@ impl Rtnl {
     pub fn del_link(&mut self, name: &str) -> Result<(), NetError> {
         let msg = RouteNetlinkMessage::DelLink(link_msg(0, Some(name)));
         match self.request(msg, NLM_F_ACK, || format!("deleting link {name}")) {
-            Err(NetError::Netlink { source, .. })
-                if source.raw_os_error() == Some(libc_enodev()) =>
-            {
+            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(ENODEV) => {
                 Ok(())
             }
             r => r.map(drop),
@@ -395,9 +394,4 @@ impl Rtnl {
             })
             .collect())
     }
-}
-
-/// ENODEV: no such link.
-const fn libc_enodev() -> i32 {
-    nix::errno::Errno::ENODEV as i32
 }
