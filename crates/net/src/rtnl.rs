@@ -395,3 +395,67 @@ impl Rtnl {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` in a thread of a network namespace of its own (skipped unless
+    /// root).
+    fn in_new_netns(f: impl FnOnce() + Send) {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("SKIP: needs root");
+            return;
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    #[test]
+    fn links_addresses_routes_and_errors() {
+        in_new_netns(|| {
+            let mut nl = Rtnl::open().unwrap();
+            nl.set_up(1, "lo").unwrap();
+            assert_eq!(nl.link_index("lo").unwrap(), Some(1));
+            assert_eq!(nl.link_index("nl-test0").unwrap(), None);
+            nl.add_link("nl-test0", LinkKind::Bridge).unwrap();
+            let err = nl.add_link("nl-test0", LinkKind::Bridge).unwrap_err();
+            assert!(err.to_string().contains("nl-test0"), "{err}");
+            let i = nl.index_of("nl-test0").unwrap();
+            let gw = Ipv4Addr::new(10, 123, 0, 1);
+            nl.add_addr(i, "nl-test0", gw, 24, false).unwrap();
+            nl.add_addr(i, "nl-test0", gw, 24, true).unwrap();
+            nl.set_up(i, "nl-test0").unwrap();
+            let host = Ipv4Addr::new(10, 124, 0, 9);
+            let route = Route {
+                dst: host,
+                prefix: 32,
+                gateway: None,
+                src: Some(gw),
+                dev: i,
+            };
+            nl.add_route(&route).unwrap();
+            assert!(nl.add_route(&route).is_err());
+            let routes = nl.main_routes().unwrap();
+            assert!(routes.contains(&RouteEntry {
+                dst: host,
+                prefix: 32,
+                dev: i
+            }));
+            assert!(routes
+                .iter()
+                .any(|r| r.dst == Ipv4Addr::new(10, 123, 0, 0) && r.prefix == 24 && r.dev == i));
+            let names = nl.link_names().unwrap();
+            assert!(names.contains(&(i, "nl-test0".to_owned())), "{names:?}");
+            nl.del_link("nl-test0").unwrap();
+            nl.del_link("nl-test0").unwrap(); // already gone: fine
+            assert_eq!(nl.link_index("nl-test0").unwrap(), None);
+        });
+    }
+}
