@@ -46,10 +46,19 @@ pub enum NetError {
         #[source]
         source: nix::Error,
     },
-    /// `ip` or `nft` failed.
+    /// An rtnetlink request (links, addresses, routes) failed.
+    #[error("{action}")]
+    Netlink {
+        /// What was being done, and to what (`creating veth vb0123abcd0`).
+        action: String,
+        /// The kernel's answer (its errno) or the socket's error.
+        #[source]
+        source: io::Error,
+    },
+    /// `nft` failed.
     #[error("{tool} failed ({what}): {stderr}")]
     Tool {
-        /// `ip` or `nft`.
+        /// `nft`.
         tool: &'static str,
         /// What it was asked.
         what: String,

@@ -8,8 +8,9 @@
 //! (a bind mount of the container's network namespace: it outlives the
 //! container's processes, so a restart keeps its address).
 //!
-//! Links, addresses and routes are made with `ip -batch -` (one process for the
-//! host side, one in the container's namespace), the table with `nft -f -`.
+//! Links, addresses and routes are made in-process over rtnetlink ([`rtnl`]: the
+//! host side from the calling thread, the container's side from a thread that has
+//! joined its namespace), the table with `nft -f -`.
 //!
 //! **Micro-VMs.** A VM backend joins a network the same way: call
 //! [`Networks::attach`] with a namespace of its own (or the VMM's), then inside
@@ -26,6 +27,7 @@ pub mod ipam;
 pub mod networks;
 pub mod nft;
 pub mod ports;
+pub mod rtnl;
 pub mod state;
 pub mod sys;
 

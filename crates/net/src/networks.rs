@@ -20,6 +20,7 @@ use crate::error::{io_err, NetError};
 use crate::ipam;
 use crate::nft;
 use crate::ports::{self, PortMapping, PortSpec};
+use crate::rtnl::{LinkKind, Route, Rtnl};
 use crate::state::{
     read_json, valid_name, write_atomic, write_json, Driver, Lease, Leases, NetworkConfig,
     StateLock,
@@ -31,6 +32,9 @@ pub const GC_VERB: &str = "__netgc";
 
 /// How long an empty network keeps its link, rules and name server.
 pub const TEARDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `lo`'s index in every network namespace.
+const LOOPBACK_INDEX: u32 = 1;
 
 /// The default network's name.
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -300,14 +304,6 @@ impl Networks {
         Ok(sys::host_routes()?
             .into_iter()
             .filter(|(_, dev)| !dev.starts_with("vb") && !ours.iter().any(|o| &o.interface == dev))
-            .filter_map(|(dst, dev)| {
-                let cidr = if dst.contains('/') {
-                    dst.parse().ok()?
-                } else {
-                    Ipv4Cidr::new(dst.parse().ok()?, 32)?
-                };
-                Some((cidr, dev))
-            })
             .collect())
     }
 
@@ -475,85 +471,106 @@ impl Networks {
 
     /// Makes the network's host link with the gateway address, and forwarding on.
     fn realize(&self, net: &NetworkConfig) -> Result<(), NetError> {
-        let (kind, prefix) = match net.driver {
-            Driver::Bridge => ("bridge", net.subnet.prefix()),
-            Driver::Routed => ("dummy", 32),
-        };
         let i = &net.interface;
-        let batch = |k: &str| {
-            let mut cmds = String::new();
-            if !sys::link_exists(i) {
-                cmds.push_str(&format!("link add {i} type {k}\n"));
-            }
-            cmds.push_str(&format!(
-                "addr replace {}/{prefix} dev {i}\nlink set {i} up\n",
-                net.gateway
-            ));
-            sys::ip_batch(&cmds, &format!("making link {i}"))
+        let prefix = match net.driver {
+            Driver::Bridge => net.subnet.prefix(),
+            Driver::Routed => 32,
         };
-        match batch(kind) {
-            // Without a dummy driver in the kernel, a bridge without ports holds
-            // the address as well.
-            Err(_) if kind == "dummy" => batch("bridge")?,
-            r => r?,
-        }
+        let mut nl = Rtnl::open()?;
+        let index = match nl.link_index(i)? {
+            Some(index) => index,
+            None => {
+                match net.driver {
+                    Driver::Bridge => nl.add_link(i, LinkKind::Bridge)?,
+                    // Without a dummy driver in the kernel, a bridge without
+                    // ports holds the address as well.
+                    Driver::Routed => match nl.add_link(i, LinkKind::Dummy) {
+                        Ok(()) => {}
+                        Err(_) => nl.add_link(i, LinkKind::Bridge)?,
+                    },
+                }
+                nl.index_of(i)?
+            }
+        };
+        nl.add_addr(index, i, net.gateway, prefix, true)?;
+        nl.set_up(index, i)?;
         if net.driver == Driver::Bridge {
             sys::sysctl(&format!("net/ipv4/conf/{i}/route_localnet"), "1")?;
         }
         sys::sysctl("net/ipv4/ip_forward", "1")
     }
 
-    /// The veth of `lease`, host end first, then its end in the namespace.
+    /// The veth of `lease`, host end first (made with its peer already in the
+    /// namespace), then its end in the namespace, from a thread joined to it.
     fn plug(&self, net: &NetworkConfig, lease: &Lease) -> Result<(), NetError> {
         let (v, eth, ip, gw) = (&lease.veth, &lease.ifname, lease.ip, net.gateway);
-        let ns = lease.netns.display();
-        let mut host = format!("link add {v} type veth peer name {eth} netns {ns}\n");
+        let ns = fs::File::open(&lease.netns)
+            .map_err(io_err("opening network namespace", &lease.netns))?;
+        let mut nl = Rtnl::open()?;
         match net.driver {
-            Driver::Bridge => host.push_str(&format!("link set {v} master {} up\n", net.interface)),
-            Driver::Routed => host.push_str(&format!(
-                "link set {v} up\nroute add {ip}/32 dev {v} src {gw}\n"
-            )),
+            Driver::Bridge => {
+                let master = nl.index_of(&net.interface)?;
+                nl.add_veth(v, eth, ns.as_fd(), Some(master))?;
+            }
+            Driver::Routed => {
+                nl.add_veth(v, eth, ns.as_fd(), None)?;
+                let dev = nl.index_of(v)?;
+                nl.add_route(&Route {
+                    dst: ip,
+                    prefix: 32,
+                    gateway: None,
+                    src: Some(gw),
+                    dev,
+                })?;
+                sys::sysctl(&format!("net/ipv4/conf/{v}/proxy_arp"), "1")?;
+                sys::sysctl(&format!("net/ipv4/conf/{v}/route_localnet"), "1")?;
+            }
         }
-        sys::ip_batch(&host, &format!("making veth {v}"))?;
-        if net.driver == Driver::Routed {
-            sys::sysctl(&format!("net/ipv4/conf/{v}/proxy_arp"), "1")?;
-            sys::sysctl(&format!("net/ipv4/conf/{v}/route_localnet"), "1")?;
-        }
-        let inside = "link set lo up\n".to_owned()
-            + &match net.driver {
-            Driver::Bridge => format!(
-                "addr add {ip}/{} dev {eth}\nlink set {eth} up\n",
-                net.subnet.prefix()
-            ),
-            Driver::Routed => format!(
-                "addr add {ip}/32 dev {eth}\nlink set {eth} up\nroute add {gw} dev {eth} scope link\n"
-            ),
-        };
-        // The default route only through the first interface, and not out of an
-        // internal network.
-        let default = if eth == "eth0" && !net.internal {
-            format!("route add default via {gw} dev {eth}\n")
-        } else {
-            String::new()
+        drop(nl);
+        drop(ns);
+        let prefix = match net.driver {
+            Driver::Bridge => net.subnet.prefix(),
+            Driver::Routed => 32,
         };
         sys::in_netns(&lease.netns, || {
-            sys::ip_batch(&(inside + &default), &format!("configuring {eth} in {ns}"))
+            let mut nl = Rtnl::open()?;
+            nl.set_up(LOOPBACK_INDEX, "lo")?;
+            let dev = nl.index_of(eth)?;
+            nl.add_addr(dev, eth, ip, prefix, false)?;
+            nl.set_up(dev, eth)?;
+            if net.driver == Driver::Routed {
+                nl.add_route(&Route {
+                    dst: gw,
+                    prefix: 32,
+                    gateway: None,
+                    src: None,
+                    dev,
+                })?;
+            }
+            // The default route only through the first interface, and not out
+            // of an internal network.
+            if eth == "eth0" && !net.internal {
+                nl.add_route(&Route {
+                    dst: Ipv4Addr::UNSPECIFIED,
+                    prefix: 0,
+                    gateway: Some(gw),
+                    src: None,
+                    dev,
+                })?;
+            }
+            Ok(())
         })
     }
 
     /// Removes the network's host link and stops its name server.
     fn teardown(&self, net: &NetworkConfig) {
-        sys::ip_batch_force(&self.teardown_cmds(net));
+        sys::delete_links(self.teardown_link(net).as_slice());
     }
 
-    /// Stops the network's name server; the `ip` commands that remove its link.
-    fn teardown_cmds(&self, net: &NetworkConfig) -> String {
+    /// Stops the network's name server; the host link to remove, if there.
+    fn teardown_link(&self, net: &NetworkConfig) -> Option<String> {
         self.stop_dns(net);
-        if sys::link_exists(&net.interface) {
-            format!("link del {}\n", net.interface)
-        } else {
-            String::new()
-        }
+        sys::link_exists(&net.interface).then(|| net.interface.clone())
     }
 
     /// Replaces `inet berth` with the rules of the networks that have containers;
@@ -627,7 +644,7 @@ impl Networks {
             self.load(n)?;
         }
         let mut any = false;
-        let mut cmds = String::new();
+        let mut veths = Vec::new();
         let mut emptied = Vec::new();
         for c in self.configs()? {
             if network.is_some_and(|n| n != c.name) {
@@ -641,22 +658,29 @@ impl Networks {
             }
             any = true;
             leases.leases = kept;
-            for l in &gone {
-                cmds.push_str(&format!("link del {}\n", l.veth));
-            }
+            // A veth whose namespace file goes below needs nothing: the
+            // kernel deletes it with the namespace, in a worker of its own (link
+            // removal waits for RCU grace periods: ~20 ms that the command does
+            // not wait for). Addresses are handed out round robin, so a new
+            // container does not get a dying one's at once.
+            veths.extend(
+                gone.iter()
+                    .filter(|l| network.is_some() || l.netns != self.netns_path(id))
+                    .map(|l| l.veth.clone()),
+            );
             self.save_leases(&c.name, &leases)?;
             if leases.leases.is_empty() {
                 emptied.push(c);
             }
         }
         if any {
-            // The kernel makes link removal wait for RCU grace periods (tens of
-            // ms): the veths go in the background (addresses are handed out round
-            // robin, so a new container does not get a dying one's at once); rule
-            // changes too, but holding the state lock (nft inherits its fd) so that
-            // the next change of any network comes after them.
+            // Rule changes go in the background too (nft waits for RCU grace
+            // periods as well), but holding the state lock (nft inherits its fd)
+            // so that the next change of any network comes after them. A veth
+            // left in a namespace that stays (`network disconnect`) is deleted
+            // here.
             let rules = self.rules_to_apply(false)?;
-            sys::spawn_detached("ip", &["-force", "-batch", "-"], &cmds, None)?;
+            sys::delete_links(&veths);
             if let Some(script) = rules {
                 sys::spawn_detached("nft", &["-f", "-"], &script, Some(l.as_fd()))?;
                 write_atomic(&self.dir.join(".nft"), script.as_bytes())?;
@@ -779,7 +803,7 @@ impl Networks {
         for link in sys::links() {
             let ours = link.starts_with("vb") && link.len() == 11;
             if ours && !veths.contains(&link) {
-                sys::ip_batch_force(&format!("link del {link}\n"));
+                sys::delete_links(std::slice::from_ref(&link));
                 report.links.push(link);
             }
         }
@@ -876,14 +900,11 @@ impl Undo<'_> {
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
-        let mut cmds = String::new();
-        if let Some(v) = &self.veth {
-            cmds.push_str(&format!("link del {v}\n"));
-        }
+        let mut links: Vec<String> = self.veth.iter().cloned().collect();
         if let Some(net) = &self.net {
-            cmds.push_str(&self.nets.teardown_cmds(net));
+            links.extend(self.nets.teardown_link(net));
         }
-        sys::ip_batch_force(&cmds);
+        sys::delete_links(&links);
         if let Some(ns) = &self.netns {
             let _ = sys::remove_netns(ns);
         }

@@ -1,4 +1,4 @@
-//! What touches the kernel: `ip -batch -` for links, addresses and routes,
+//! What touches the kernel besides [`crate::rtnl`] (links, addresses, routes):
 //! `nft -f -` for the table, `/proc/sys/net` for sysctls, and network namespace
 //! files (a thread unshares a namespace and bind-mounts it onto a file, or setns's
 //! into one to run something there). No `unsafe`: nix wraps each call.
@@ -14,7 +14,9 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
+use crate::cidr::Ipv4Cidr;
 use crate::error::{io_err, NetError};
+use crate::rtnl::Rtnl;
 
 fn sys(action: String) -> impl FnOnce(Errno) -> NetError {
     move |source| NetError::Sys { action, source }
@@ -47,18 +49,21 @@ fn pipe_to(tool: &'static str, args: &[&str], input: &str, what: &str) -> Result
     })
 }
 
-/// `ip -batch -` with one command a line (in the calling thread's namespace).
-pub fn ip_batch(commands: &str, what: &str) -> Result<(), NetError> {
-    if commands.is_empty() {
-        return Ok(());
+/// Deletes links of the calling thread's namespace, going on after a failure
+/// (which is logged): for teardown. Each waits for the kernel's RCU grace
+/// periods (~20 ms).
+pub fn delete_links(names: &[String]) {
+    if names.is_empty() {
+        return;
     }
-    pipe_to("ip", &["-batch", "-"], commands, what)
-}
-
-/// Like [`ip_batch`] but going on after a failed line (for teardown).
-pub fn ip_batch_force(commands: &str) {
-    if !commands.is_empty() {
-        let _ = pipe_to("ip", &["-force", "-batch", "-"], commands, "cleanup");
+    let mut nl = match Rtnl::open() {
+        Ok(nl) => nl,
+        Err(e) => return tracing::warn!("{e}"),
+    };
+    for name in names {
+        if let Err(e) = nl.del_link(name) {
+            tracing::warn!("{e}");
+        }
     }
 }
 
@@ -221,31 +226,22 @@ pub fn remove_netns(path: &Path) -> Result<(), NetError> {
     }
 }
 
-/// The IPv4 destinations of the main routing table, with their device.
-pub fn host_routes() -> Result<Vec<(String, String)>, NetError> {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "route", "show"])
-        .output()
-        .map_err(io_err("running", "ip"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut t = l.split_whitespace();
-            let mut dst = t.next()?;
-            if matches!(
-                dst,
-                "unicast" | "blackhole" | "unreachable" | "prohibit" | "throw"
-            ) {
-                dst = t.next()?;
-            }
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let dev = words
-                .windows(2)
-                .find(|w| w[0] == "dev")
-                .map(|w| w[1].to_owned())
+/// The IPv4 routes of the main routing table (in the calling thread's
+/// namespace) but the default route, with their device's name (empty if none).
+pub fn host_routes() -> Result<Vec<(Ipv4Cidr, String)>, NetError> {
+    let mut nl = Rtnl::open()?;
+    let names = nl.link_names()?;
+    Ok(nl
+        .main_routes()?
+        .into_iter()
+        .filter(|r| r.prefix > 0)
+        .filter_map(|r| {
+            let dev = names
+                .iter()
+                .find(|(i, _)| *i == r.dev)
+                .map(|(_, n)| n.clone())
                 .unwrap_or_default();
-            Some((dst.to_owned(), dev))
+            Some((Ipv4Cidr::new(r.dst, r.prefix)?, dev))
         })
         .collect())
 }
