@@ -36,6 +36,29 @@ pub struct RunRequest {
     /// Hostname of the guest, if set.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Filesystems mounted in the root disk before the command starts, in order.
+    #[serde(default)]
+    pub mounts: Vec<GuestMount>,
+}
+
+/// A filesystem the agent mounts for the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestMount {
+    /// A host directory shared over virtio-9p, by its mount tag.
+    Share {
+        /// The 9p mount tag.
+        tag: String,
+        /// Absolute path in the root disk (made if missing).
+        destination: String,
+        /// Mounted read-only.
+        readonly: bool,
+    },
+    /// An empty tmpfs.
+    Tmpfs {
+        /// Absolute path in the root disk (made if missing).
+        destination: String,
+    },
 }
 
 fn default_cwd() -> String {
@@ -57,6 +80,7 @@ impl RunRequest {
             gid: 0,
             additional_gids: Vec::new(),
             hostname: None,
+            mounts: Vec::new(),
         }
     }
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::VmError;
 
 /// Modules the guest agent needs, beyond what Debian builds in: virtio over MMIO (found
-/// through ACPI on microvm), the console ports, the block device and the filesystems.
+/// through ACPI on microvm), the console ports, the block device, the filesystems and
+/// virtio-9p for shared host directories (`-v`).
 /// Dependencies are added from each module's `.modinfo`; crc32c_generic is ext4's
 /// runtime crypto need, not a link dependency.
 pub const GUEST_MODULES: &[&str] = &[
@@ -16,6 +17,8 @@ pub const GUEST_MODULES: &[&str] = &[
     "crc32c_generic",
     "ext4",
     "erofs",
+    "9pnet_virtio",
+    "9p",
 ];
 
 /// Default cache directory of `scripts/fetch-kernel.sh`.
