@@ -242,6 +242,9 @@ pub struct RunArgs {
     /// Mount a tmpfs at this path.
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// With --isolation vm: kvm or tcg (default: KVM where it works).
+    #[arg(long)]
+    pub accel: Option<berth_engine::Accel>,
     /// The image.
     pub image: String,
     /// The command and its arguments.

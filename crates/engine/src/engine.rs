@@ -150,6 +150,31 @@ pub(crate) fn is_default_name(reference: &Reference) -> bool {
             || name == default.name())
 }
 
+/// What the vm backend needs beyond the OCI config: the image's identity and its
+/// read-only layers (for the base disk), and `--accel`.
+fn vm_annotations(
+    spec: &mut oci_spec::runtime::Spec,
+    top: Option<&str>,
+    mounts: &[berth_snapshot::Mount],
+    flags: &RunFlags,
+) {
+    use crate::backend::vm::{ANNOTATION_ACCEL, ANNOTATION_CHAIN, ANNOTATION_LAYERS};
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    let lowerdir = mounts
+        .iter()
+        .flat_map(|m| &m.options)
+        .find_map(|o| o.strip_prefix("lowerdir="));
+    annotations.insert(ANNOTATION_CHAIN.into(), top.unwrap_or("empty").into());
+    annotations.insert(
+        ANNOTATION_LAYERS.into(),
+        lowerdir.unwrap_or_default().into(),
+    );
+    if let Some(accel) = flags.accel {
+        annotations.insert(ANNOTATION_ACCEL.into(), accel.name().into());
+    }
+    spec.set_annotations(Some(annotations));
+}
+
 /// Removes a half-made container unless disarmed.
 struct CreateGuard<'a> {
     engine: &'a Engine,
@@ -430,7 +455,10 @@ impl Engine {
             source,
         })?;
         let run = config.config.clone().unwrap_or_default();
-        let spec = spec::build(&id, &rootfs, &run, &opts.flags)?;
+        let mut spec = spec::build(&id, &rootfs, &run, &opts.flags)?;
+        if opts.isolation == Isolation::Vm {
+            vm_annotations(&mut spec, top.as_deref(), &mounts, &opts.flags);
+        }
         let config_path = dir.join("config.json");
         spec.save(&config_path)
             .map_err(|source| EngineError::Spec {

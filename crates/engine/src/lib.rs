@@ -40,6 +40,8 @@ mod image_ops;
 pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation, ProcessBackend, VmBackend};
+pub use berth_vm::qemu::accel_notice;
+pub use berth_vm::Accel;
 pub use engine::{
     parse_signal, ContainerSummary, Engine, ExecRequest, ImageSummary, RunOptions, DEFAULT_ROOT,
     MONITOR_VERB,

@@ -100,6 +100,8 @@ pub struct RunFlags {
     pub volumes: Vec<Volume>,
     /// `--tmpfs` destinations.
     pub tmpfs: Vec<String>,
+    /// `--accel` (`--isolation vm`): `None` detects.
+    pub accel: Option<berth_vm::Accel>,
 }
 
 /// Parses `--memory`: bytes with an optional `b`, `k`, `m` or `g` suffix.

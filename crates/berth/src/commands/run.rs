@@ -2,13 +2,18 @@
 //! exit status is the container's; with `-d` the id is printed once it runs.
 
 use anyhow::Result;
-use berth_engine::{Engine, RunFlags, RunOptions};
+use berth_engine::{Engine, Isolation, RunFlags, RunOptions};
 
 use crate::cli::RunArgs;
 
 pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
     let detach = args.detach;
     let opts = options(args);
+    if opts.isolation == Isolation::Vm && opts.flags.accel.is_none() {
+        if let Some(notice) = berth_engine::accel_notice() {
+            eprintln!("{notice}");
+        }
+    }
     if detach {
         println!("{}", engine.run_detached(&opts)?.id);
         return Ok(0);
@@ -38,6 +43,7 @@ pub fn options(args: RunArgs) -> RunOptions {
             pids_limit: args.pids_limit,
             volumes: args.volume,
             tmpfs: args.tmpfs,
+            accel: args.accel,
         },
     }
 }
