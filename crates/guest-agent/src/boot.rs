@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_guest_agent::protocol::{GuestMount, MODULE_LIST};
+use berth_guest_agent::protocol::{GuestMount, MODULE_LIST, SHARE_MODULE_LIST};
 use nix::mount::{mount, MsFlags};
 
 use crate::error::AgentError;
@@ -40,8 +40,13 @@ pub fn early_mounts() -> Result<(), AgentError> {
 
 /// Loads the modules listed in [`MODULE_LIST`], in order (dependencies first).
 pub fn load_modules() -> Result<(), AgentError> {
-    let list = std::fs::read_to_string(MODULE_LIST).map_err(|source| AgentError::Io {
-        what: format!("reading {MODULE_LIST}"),
+    load_module_list(MODULE_LIST)
+}
+
+/// Loads the modules listed in `list_path`, in order.
+fn load_module_list(list_path: &str) -> Result<(), AgentError> {
+    let list = std::fs::read_to_string(list_path).map_err(|source| AgentError::Io {
+        what: format!("reading {list_path}"),
         source,
     })?;
     for path in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -108,6 +113,9 @@ pub fn mount_root() -> Result<(), AgentError> {
 /// in the guest's own disk (the guest kernel is the boundary; nothing here reaches
 /// the host), made if missing.
 pub fn mount_extra(mounts: &[GuestMount]) -> Result<(), AgentError> {
+    if mounts.iter().any(|m| matches!(m, GuestMount::Share { .. })) {
+        load_module_list(SHARE_MODULE_LIST)?;
+    }
     for m in mounts {
         let (source, fstype, destination, flags, data) = match m {
             GuestMount::Share {

@@ -10,6 +10,9 @@ pub const STDOUT_PORT: &str = "berth.stdout";
 pub const STDERR_PORT: &str = "berth.stderr";
 /// File in the initramfs listing the kernel modules to load, one path a line, in order.
 pub const MODULE_LIST: &str = "/lib/modules/berth.list";
+/// Like [`MODULE_LIST`], for the modules loaded only when the request shares host
+/// directories (virtio-9p): each module loaded costs boot time.
+pub const SHARE_MODULE_LIST: &str = "/lib/modules/berth-9p.list";
 /// PATH used to find the command when the request's env has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

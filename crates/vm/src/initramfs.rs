@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use berth_guest_agent::protocol::MODULE_LIST;
+use berth_guest_agent::protocol::{MODULE_LIST, SHARE_MODULE_LIST};
 
 use crate::cpio::CpioWriter;
-use crate::kernel::{Kernel, GUEST_MODULES};
+use crate::kernel::{Kernel, GUEST_MODULES, SHARE_MODULES};
 use crate::VmError;
 
 /// FNV-1a, for cache keys (stable across builds, unlike `DefaultHasher`).
@@ -17,8 +17,13 @@ pub(crate) fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
 }
 pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// The archive for `agent` and `modules` (paths of `.ko` files, in load order).
-pub fn build(agent: &[u8], modules: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+/// The archive for `agent`, the boot `modules` and the `share_modules` loaded on
+/// demand (`.ko` names and contents, each in load order).
+pub fn build(
+    agent: &[u8],
+    modules: &[(String, Vec<u8>)],
+    share_modules: &[(String, Vec<u8>)],
+) -> std::io::Result<Vec<u8>> {
     let mut w = CpioWriter::new(Vec::new());
     for dir in ["dev", "proc", "sys", "newroot", "lib", "lib/modules"] {
         w.dir(dir, 0o755)?;
@@ -26,13 +31,15 @@ pub fn build(agent: &[u8], modules: &[(String, Vec<u8>)]) -> std::io::Result<Vec
     // The kernel opens /dev/console for init's stdio before devtmpfs is mounted.
     w.char_dev("dev/console", 0o600, 5, 1)?;
     w.file("init", 0o755, agent)?;
-    let mut list = String::new();
-    for (name, data) in modules {
-        let path = format!("lib/modules/{name}");
-        w.file(&path, 0o644, data)?;
-        list.push_str(&format!("/{path}\n"));
+    for (list_path, modules) in [(MODULE_LIST, modules), (SHARE_MODULE_LIST, share_modules)] {
+        let mut list = String::new();
+        for (name, data) in modules {
+            let path = format!("lib/modules/{name}");
+            w.file(&path, 0o644, data)?;
+            list.push_str(&format!("/{path}\n"));
+        }
+        w.file(list_path.trim_start_matches('/'), 0o644, list.as_bytes())?;
     }
-    w.file(MODULE_LIST.trim_start_matches('/'), 0o644, list.as_bytes())?;
     w.finish()
 }
 
@@ -41,30 +48,38 @@ pub fn build(agent: &[u8], modules: &[(String, Vec<u8>)]) -> std::io::Result<Vec
 pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf, VmError> {
     let agent_bytes =
         std::fs::read(agent).map_err(|e| VmError::io(format!("reading {}", agent.display()), e))?;
-    let mut modules = Vec::new();
-    for path in kernel.module_files(GUEST_MODULES)? {
-        let data = std::fs::read(&path)
-            .map_err(|e| VmError::io(format!("reading {}", path.display()), e))?;
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        modules.push((name, data));
-    }
+    let boot = kernel.module_files(GUEST_MODULES)?;
+    let share: Vec<PathBuf> = kernel
+        .module_files(SHARE_MODULES)?
+        .into_iter()
+        .filter(|p| !boot.contains(p))
+        .collect();
+    let read = |paths: &[PathBuf]| -> Result<Vec<(String, Vec<u8>)>, VmError> {
+        paths
+            .iter()
+            .map(|path| {
+                let data = std::fs::read(path)
+                    .map_err(|e| VmError::io(format!("reading {}", path.display()), e))?;
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                Ok((name.into_owned(), data))
+            })
+            .collect()
+    };
+    let (modules, share_modules) = (read(&boot)?, read(&share)?);
     let mut key = fnv1a(FNV_START, &agent_bytes);
     key = fnv1a(key, kernel.version.as_bytes());
-    for (name, data) in &modules {
+    for (name, data) in modules.iter().chain(&share_modules) {
         key = fnv1a(fnv1a(key, name.as_bytes()), data);
     }
+    key = fnv1a(key, &(modules.len() as u64).to_le_bytes());
     let path = cache_dir.join(format!("initramfs-{key:016x}.cpio"));
     if path.is_file() {
         return Ok(path);
     }
     std::fs::create_dir_all(cache_dir)
         .map_err(|e| VmError::io(format!("creating {}", cache_dir.display()), e))?;
-    let data =
-        build(&agent_bytes, &modules).map_err(|e| VmError::io("writing the initramfs", e))?;
+    let data = build(&agent_bytes, &modules, &share_modules)
+        .map_err(|e| VmError::io("writing the initramfs", e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(cache_dir)
         .map_err(|e| VmError::io(format!("creating a file in {}", cache_dir.display()), e))?;
     tmp.write_all(&data)
@@ -84,9 +99,12 @@ mod tests {
             ("b.ko".to_owned(), b"B".to_vec()),
             ("a.ko".to_owned(), b"A".to_vec()),
         ];
-        let out = build(b"\x7fELF", &mods).unwrap();
+        let share = vec![("c.ko".to_owned(), b"C".to_vec())];
+        let out = build(b"\x7fELF", &mods, &share).unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("/lib/modules/b.ko\n/lib/modules/a.ko\n"));
+        assert!(text.contains("lib/modules/berth-9p.list\0"));
+        assert!(text.contains("/lib/modules/c.ko\n"));
         assert!(text.contains("init\0"));
         assert!(out.len().is_multiple_of(4));
         assert!(text.contains("TRAILER!!!"));

@@ -44,6 +44,13 @@ const STATE_FILE: &str = "state.json";
 const SIGNAL_SOCKET: &str = "signal.sock";
 const KILLED_MARK: &str = "killed";
 
+/// With `$BERTH_VM_TIMING` set, prints how long since `since` a phase ended.
+fn timing(phase: &str, since: Instant) {
+    if std::env::var_os("BERTH_VM_TIMING").is_some() {
+        eprintln!("berth-vm: {phase}: {:?}", since.elapsed());
+    }
+}
+
 /// What to boot.
 #[derive(Debug, Clone)]
 pub struct BootSpec {
@@ -171,8 +178,10 @@ impl Vm {
         spec: &BootSpec,
         place: impl FnOnce(i32) -> Result<(), VmError>,
     ) -> Result<Instance, VmError> {
+        let t0 = Instant::now();
         let overlay = dir.join("root.qcow2");
         disk::create_overlay(&spec.base, &overlay)?;
+        timing("overlay made", t0);
         let args = QemuArgs {
             accel: self.accel,
             kernel: self.kernel.vmlinux.clone(),
@@ -201,6 +210,7 @@ impl Vm {
             .spawn()
             .map_err(|e| VmError::io(format!("starting {}", self.config.qemu.display()), e))?;
         let pid = child.id() as i32;
+        timing("qemu spawned", t0);
         let booted = (|| {
             place(pid)?;
             let (start_time, _) = proc_start(pid).ok_or_else(|| VmError::Tool {
@@ -247,8 +257,9 @@ impl Vm {
             stderr,
             stop_signals: Arc::new(AtomicBool::new(false)),
         };
+        timing("sockets connected", t0);
         match vm.receive() {
-            Ok(Some(GuestMessage::Ready)) => {}
+            Ok(Some(GuestMessage::Ready)) => timing("agent ready", t0),
             Ok(Some(GuestMessage::Error(e))) => return Err(vm.fail(VmError::Guest(e))),
             Ok(Some(other)) => {
                 let e = VmError::Protocol(format!("expected ready, got {other:?}"));
@@ -340,10 +351,14 @@ impl Instance {
     /// Hands `request` to the agent and returns once the command runs (its pid in
     /// the guest).
     pub fn start(&mut self, request: RunRequest) -> Result<i32, VmError> {
+        let t0 = Instant::now();
         self.send(&HostMessage::Run(request))?;
         loop {
             match self.receive() {
-                Ok(Some(GuestMessage::Started { pid })) => return Ok(pid),
+                Ok(Some(GuestMessage::Started { pid })) => {
+                    timing("command started", t0);
+                    return Ok(pid);
+                }
                 Ok(Some(GuestMessage::Ready)) => {}
                 Ok(Some(GuestMessage::Exited(_))) => {
                     return Err(VmError::Protocol("exit reported before start".into()))
@@ -390,16 +405,27 @@ impl Instance {
             copy(&self.stderr, Box::new(err)),
         ];
         let _ = self.reader.get_ref().set_read_timeout(None);
+        let t0 = Instant::now();
         let ended = loop {
             match self.receive() {
-                Ok(Some(GuestMessage::Exited(status))) => break Ok(status),
+                Ok(Some(GuestMessage::Exited(status))) => {
+                    timing("command exited", t0);
+                    break Ok(status);
+                }
                 Ok(Some(GuestMessage::Started { .. } | GuestMessage::Ready)) => {}
                 Ok(Some(GuestMessage::Error(e))) => break Err(VmError::Guest(e)),
                 Ok(None) => break Err(self.died()),
                 Err(e) => break Err(self.fail(e)),
             }
         };
+        if ended.is_ok() {
+            // The command's output is in our sockets already (a guest write returns
+            // once QEMU has passed it on) and the overlay is discarded with the VM:
+            // the guest's power-off is not worth waiting for.
+            let _ = self.child.kill();
+        }
         self.reap();
+        timing("qemu reaped", t0);
         // QEMU is gone: the output sockets are at their end.
         let _ = self.stdout.shutdown(std::net::Shutdown::Both);
         let _ = self.stderr.shutdown(std::net::Shutdown::Both);
