@@ -40,7 +40,7 @@ pub const ANNOTATION_ACCEL: &str = "org.berth.vm.accel";
 /// Guest memory without `--memory`.
 const DEFAULT_MEMORY_MIB: u64 = 256;
 /// Less than this does not boot the guest kernel with its initramfs.
-const MIN_MEMORY_MIB: u64 = 64;
+const MIN_MEMORY_MIB: u64 = 128;
 /// Host memory QEMU needs beyond the guest's RAM (its own heap, devices, and under
 /// TCG the translation cache, capped at 128 MiB by `tb-size`).
 const OVERHEAD_MIB: u64 = 256;
