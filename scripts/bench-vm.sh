@@ -119,6 +119,20 @@ jq -r '(.results | map({(.command): .}) | add) as $m
     | "ratio berth-vm / bare boot: wall \($m["berth-vm"].median / $m["bare-qemu-boot"].median * 100 | floor / 100), cpu \(($m["berth-vm"].user + $m["berth-vm"].system) / ($m["bare-qemu-boot"].user + $m["bare-qemu-boot"].system) * 100 | floor / 100)"' \
     "$WORK/times.json"
 
+# The host is shared: its load moves between hyperfine's batches. Alternate the two
+# boots too, and compare medians of pairs run back to back.
+echo
+echo "== interleaved: $RUNS pairs, bare boot then berth-vm, wall seconds"
+bare_t=() vm_t=()
+for _ in $(seq "$RUNS"); do
+    s=$(date +%s%N); "${BARE[@]}"; e=$(date +%s%N); bare_t+=($(((e - s) / 1000000)))
+    s=$(date +%s%N); b run --rm --isolation vm --accel "$ACCEL" busybox true; e=$(date +%s%N)
+    vm_t+=($(((e - s) / 1000000)))
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+mb=$(median "${bare_t[@]}") mv=$(median "${vm_t[@]}")
+echo "bare-qemu-boot median $mb ms; berth-vm median $mv ms; ratio $(awk -v a="$mv" -v b="$mb" 'BEGIN {printf "%.2f", a / b}')"
+
 echo
 echo "== host memory of one running VM (256 MiB guest, busybox sleep)"
 id=$(b run -d --isolation vm --accel "$ACCEL" busybox sleep 3600)

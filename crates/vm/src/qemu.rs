@@ -166,12 +166,18 @@ impl QemuArgs {
     /// The kernel command line: console on the serial port, quiet, a guest panic ends
     /// QEMU (with `-no-reboot`), the agent as init. ACPI stays on: microvm describes its
     /// virtio-mmio devices there.
+    /// `$BERTH_VM_APPEND` is added at the end (for debugging: `ignore_loglevel`…).
     pub fn cmdline(&self) -> String {
-        format!(
+        let mut line = format!(
             "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz={} \
              8250.nr_uarts=1 i8042.noaux i8042.nokbd",
             tsc_khz()
-        )
+        );
+        if let Ok(extra) = std::env::var("BERTH_VM_APPEND") {
+            line.push(' ');
+            line.push_str(&extra);
+        }
+        line
     }
 
     /// Arguments after `qemu-system-x86_64`.
