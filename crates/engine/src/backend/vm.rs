@@ -462,7 +462,7 @@ mod tests {
             LinuxResourcesBuilder::default()
                 .memory(
                     LinuxMemoryBuilder::default()
-                        .limit(100 << 20)
+                        .limit(160 << 20)
                         .build()
                         .unwrap(),
                 )
@@ -493,7 +493,7 @@ mod tests {
             .into(),
         ));
         let p = plan(&s).unwrap();
-        assert_eq!((p.memory_mib, p.cpus), (100, 2));
+        assert_eq!((p.memory_mib, p.cpus), (160, 2));
         assert_eq!(p.cpu_quota, Some((150_000, 100_000)));
         assert_eq!(p.shares.len(), 1);
         assert_eq!(
