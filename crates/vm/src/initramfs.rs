@@ -17,6 +17,28 @@ pub(crate) fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
 }
 pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// The end of a signed module (`MODULE_SIG_STRING`).
+const SIG_MARKER: &[u8] = b"~Module signature appended~\n";
+
+/// `ko` without its appended signature, if it has one. The guest kernel does not
+/// enforce signatures (it only notes the taint); checking them (SHA-256 and RSA over
+/// every module) is a good part of the module loading time under TCG, and the
+/// initramfs is built by the host from the kernel's own modules.
+pub fn strip_signature(ko: &[u8]) -> &[u8] {
+    let Some(body) = ko.strip_suffix(SIG_MARKER) else {
+        return ko;
+    };
+    // struct module_signature: 8 bytes of ids and lengths, then sig_len (be32).
+    let Some(info_at) = body.len().checked_sub(12) else {
+        return ko;
+    };
+    let sig_len = u32::from_be_bytes(body[info_at + 8..info_at + 12].try_into().unwrap());
+    match info_at.checked_sub(sig_len as usize) {
+        Some(end) => &body[..end],
+        None => ko,
+    }
+}
+
 /// The archive for `agent`, the boot `modules` and the `share_modules` loaded on
 /// demand (`.ko` names and contents, each in load order).
 pub fn build(
@@ -60,6 +82,7 @@ pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf
             .map(|path| {
                 let data = std::fs::read(path)
                     .map_err(|e| VmError::io(format!("reading {}", path.display()), e))?;
+                let data = strip_signature(&data).to_vec();
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 Ok((name.into_owned(), data))
             })
@@ -108,6 +131,19 @@ mod tests {
         assert!(text.contains("init\0"));
         assert!(out.len().is_multiple_of(4));
         assert!(text.contains("TRAILER!!!"));
+    }
+
+    #[test]
+    fn signatures_are_stripped() {
+        let mut ko = b"\x7fELF body".to_vec();
+        let plain = ko.clone();
+        ko.extend_from_slice(b"SIGNATURE");
+        ko.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0]);
+        ko.extend_from_slice(&9u32.to_be_bytes());
+        ko.extend_from_slice(SIG_MARKER);
+        assert_eq!(strip_signature(&ko), plain);
+        assert_eq!(strip_signature(&plain), plain);
+        assert_eq!(strip_signature(SIG_MARKER), SIG_MARKER);
     }
 
     #[test]
