@@ -162,14 +162,16 @@ fn wait_for_vm(root: &Root) -> (String, berth_vm::instance::State) {
 }
 
 #[test]
-fn output_status_env_cwd_user_volume_memory_and_nothing_left() {
+fn output_status_env_cwd_user_volume_memory_readonly_and_nothing_left() {
     let Some(root) = vm_root() else { return };
     let vol = tempfile::tempdir().unwrap();
     std::fs::write(vol.path().join("f"), "from the host\n").unwrap();
     let volume = format!("{}:/data:ro", vol.path().display());
     let script = "echo out; echo err >&2; echo \"FOO=$FOO\"; pwd; id -u; id -g; \
                   cat /data/f; touch /data/x 2>/dev/null && echo data-writable; \
-                  grep MemTotal /proc/meminfo; nproc; exit 3";
+                  grep MemTotal /proc/meminfo; nproc; \
+                  touch /rootfile 2>/dev/null && echo root-writable; \
+                  touch /scratch/x && echo scratch-ok; exit 3";
     let (code, out, err) = berth(
         &root,
         &[
@@ -189,6 +191,9 @@ fn output_status_env_cwd_user_volume_memory_and_nothing_left() {
             "160m",
             "--cpus",
             "1.5",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
             "busybox",
             "sh",
             "-c",
@@ -209,6 +214,8 @@ fn output_status_env_cwd_user_volume_memory_and_nothing_left() {
     let mem_kb: u64 = lines[6].split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!((100_000..=160 * 1024).contains(&mem_kb), "{}", lines[6]);
     assert_eq!(lines[7], "2", "--cpus 1.5 is 2 vCPUs");
+    // --read-only root, a writable --tmpfs.
+    assert_eq!(lines[8], "scratch-ok", "{out}");
     assert_no_vms(&root, &[]);
     assert!(std::fs::read_dir(root.path().join("vm/cache"))
         .unwrap()

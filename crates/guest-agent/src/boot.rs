@@ -160,6 +160,21 @@ pub fn mount_extra(mounts: &[GuestMount]) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Remounts the root disk read-only (`--read-only`); what is mounted on it stays as
+/// it is.
+pub fn root_readonly() -> Result<(), AgentError> {
+    sys(
+        "remounting the root read-only",
+        mount(
+            None::<&str>,
+            NEW_ROOT,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        ),
+    )
+}
+
 /// Syncs and powers the guest off; QEMU then exits. Never returns.
 pub fn power_off() -> ! {
     nix::unistd::sync();

@@ -42,6 +42,9 @@ pub struct RunRequest {
     /// Filesystems mounted in the root disk before the command starts, in order.
     #[serde(default)]
     pub mounts: Vec<GuestMount>,
+    /// The root disk is remounted read-only once `mounts` are in place.
+    #[serde(default)]
+    pub readonly_root: bool,
 }
 
 /// A filesystem the agent mounts for the command.
@@ -84,6 +87,7 @@ impl RunRequest {
             additional_gids: Vec::new(),
             hostname: None,
             mounts: Vec::new(),
+            readonly_root: false,
         }
     }
 

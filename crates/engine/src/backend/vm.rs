@@ -92,6 +92,11 @@ fn plan(spec: &Spec) -> Result<Plan, BackendError> {
     request.gid = user.gid();
     request.additional_gids = user.additional_gids().clone().unwrap_or_default();
     request.hostname = spec.hostname().clone();
+    request.readonly_root = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     let mut shares = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let options = m.options().clone().unwrap_or_default();
