@@ -65,11 +65,29 @@ pub fn build(
     w.finish()
 }
 
-/// The initramfs for `kernel` and `agent` in `cache_dir`, built if not there yet
-/// (named by a hash of its content, written to a temp file and renamed).
+/// What makes an archive, beyond the agent and the kernel: bump when [`build`] or the
+/// module lists change.
+const FORMAT: &str = "berth-initramfs-2 (signatures stripped, 9p on demand)";
+
+/// The initramfs for `kernel` and `agent` in `cache_dir`, built if not there yet (written
+/// to a temp file and renamed). Named by a hash of the agent, the kernel's release and
+/// modules directory, the module lists and [`FORMAT`]: a kernel cache holds one release
+/// and does not change, so a cached archive is found without walking its modules (a
+/// few thousand files).
 pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf, VmError> {
     let agent_bytes =
         std::fs::read(agent).map_err(|e| VmError::io(format!("reading {}", agent.display()), e))?;
+    let mut key = fnv1a(FNV_START, &agent_bytes);
+    key = fnv1a(key, kernel.version.as_bytes());
+    key = fnv1a(key, kernel.modules_dir.as_os_str().as_encoded_bytes());
+    for name in GUEST_MODULES.iter().chain(&["|"]).chain(SHARE_MODULES) {
+        key = fnv1a(fnv1a(key, name.as_bytes()), b",");
+    }
+    key = fnv1a(key, FORMAT.as_bytes());
+    let path = cache_dir.join(format!("initramfs-{key:016x}.cpio"));
+    if path.is_file() {
+        return Ok(path);
+    }
     let boot = kernel.module_files(GUEST_MODULES)?;
     let share: Vec<PathBuf> = kernel
         .module_files(SHARE_MODULES)?
@@ -89,16 +107,6 @@ pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf
             .collect()
     };
     let (modules, share_modules) = (read(&boot)?, read(&share)?);
-    let mut key = fnv1a(FNV_START, &agent_bytes);
-    key = fnv1a(key, kernel.version.as_bytes());
-    for (name, data) in modules.iter().chain(&share_modules) {
-        key = fnv1a(fnv1a(key, name.as_bytes()), data);
-    }
-    key = fnv1a(key, &(modules.len() as u64).to_le_bytes());
-    let path = cache_dir.join(format!("initramfs-{key:016x}.cpio"));
-    if path.is_file() {
-        return Ok(path);
-    }
     std::fs::create_dir_all(cache_dir)
         .map_err(|e| VmError::io(format!("creating {}", cache_dir.display()), e))?;
     let data = build(&agent_bytes, &modules, &share_modules)
