@@ -372,6 +372,9 @@ pub struct RunArgs {
     /// seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges.
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// With --isolation vm: kvm or tcg (default: KVM where it works).
+    #[arg(long)]
+    pub accel: Option<berth_engine::Accel>,
     /// The image.
     pub image: String,
     /// The command and its arguments.

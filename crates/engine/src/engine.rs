@@ -151,6 +151,31 @@ pub(crate) fn is_default_name(reference: &Reference) -> bool {
             || name == default.name())
 }
 
+/// What the vm backend needs beyond the OCI config: the image's identity and its
+/// read-only layers (for the base disk), and `--accel`.
+fn vm_annotations(
+    spec: &mut oci_spec::runtime::Spec,
+    top: Option<&str>,
+    mounts: &[berth_snapshot::Mount],
+    flags: &RunFlags,
+) {
+    use crate::backend::vm::{ANNOTATION_ACCEL, ANNOTATION_CHAIN, ANNOTATION_LAYERS};
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    let lowerdir = mounts
+        .iter()
+        .flat_map(|m| &m.options)
+        .find_map(|o| o.strip_prefix("lowerdir="));
+    annotations.insert(ANNOTATION_CHAIN.into(), top.unwrap_or("empty").into());
+    annotations.insert(
+        ANNOTATION_LAYERS.into(),
+        lowerdir.unwrap_or_default().into(),
+    );
+    if let Some(accel) = flags.accel {
+        annotations.insert(ANNOTATION_ACCEL.into(), accel.name().into());
+    }
+    spec.set_annotations(Some(annotations));
+}
+
 /// Removes a half-made container unless disarmed.
 struct CreateGuard<'a> {
     engine: &'a Engine,
@@ -376,12 +401,18 @@ impl Engine {
     /// overlay then costs no sync of the host's filesystem, and it cannot be mounted
     /// again (the kernel refuses), which such a container never needs.
     fn create_root(&self, opts: &RunOptions, volatile: bool) -> Result<Record, EngineError> {
-        if opts.isolation == Isolation::Process
-            && matches!(
-                opts.flags.network,
-                Network::Named(_) | Network::Container(_)
-            )
-        {
+        let joins_network = matches!(
+            opts.flags.network,
+            Network::Named(_) | Network::Container(_)
+        );
+        if joins_network && opts.isolation == Isolation::Vm {
+            return Err(EngineError::Invalid(
+                "--isolation vm does not join berth networks yet (no tap/virtio-net): \
+                 use --network none"
+                    .into(),
+            ));
+        }
+        if joins_network && opts.isolation == Isolation::Process {
             return Err(EngineError::Invalid(
                 "--isolation process runs in the host's network namespace: \
                  use --network host (or none), or another isolation level"
@@ -443,6 +474,9 @@ impl Engine {
         let flags = self.resolve_volumes(&opts.flags, &rootfs)?;
         let mut spec = spec::build(&id, &rootfs, &run, &flags)?;
         let networks = self.connect(&id, &name, &dir, &run, &flags, &mut spec)?;
+        if opts.isolation == Isolation::Vm {
+            vm_annotations(&mut spec, top.as_deref(), &mounts, &flags);
+        }
         let config_path = dir.join("config.json");
         spec.save(&config_path)
             .map_err(|source| EngineError::Spec {

@@ -50,6 +50,8 @@ pub mod system;
 
 pub use backend::{Backend, BackendError, ContainerBackend, Isolation, ProcessBackend, VmBackend};
 pub use berth_net;
+pub use berth_vm::qemu::accel_notice;
+pub use berth_vm::Accel;
 pub use engine::{
     parse_signal, ContainerStats, ContainerSummary, Engine, ExecRequest, ImageSummary, ProcessInfo,
     RunOptions, DEFAULT_ROOT, MONITOR_VERB,

@@ -129,6 +129,8 @@ pub struct RunFlags {
     pub tty: bool,
     /// `--ip`, `-p`, `-P`, `--dns`, `--add-host`.
     pub net: crate::network::NetFlags,
+    /// `--accel` (`--isolation vm`): `None` detects.
+    pub accel: Option<berth_vm::Accel>,
 }
 
 /// Parses `--memory`: bytes with an optional `b`, `k`, `m` or `g` suffix.

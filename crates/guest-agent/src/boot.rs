@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_guest_agent::protocol::MODULE_LIST;
+use berth_guest_agent::protocol::{GuestMount, MODULE_LIST, SHARE_MODULE_LIST};
 use nix::mount::{mount, MsFlags};
 
 use crate::error::AgentError;
@@ -40,8 +40,13 @@ pub fn early_mounts() -> Result<(), AgentError> {
 
 /// Loads the modules listed in [`MODULE_LIST`], in order (dependencies first).
 pub fn load_modules() -> Result<(), AgentError> {
-    let list = std::fs::read_to_string(MODULE_LIST).map_err(|source| AgentError::Io {
-        what: format!("reading {MODULE_LIST}"),
+    load_module_list(MODULE_LIST)
+}
+
+/// Loads the modules listed in `list_path`, in order.
+fn load_module_list(list_path: &str) -> Result<(), AgentError> {
+    let list = std::fs::read_to_string(list_path).map_err(|source| AgentError::Io {
+        what: format!("reading {list_path}"),
         source,
     })?;
     for path in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -97,13 +102,77 @@ pub fn mount_root() -> Result<(), AgentError> {
         );
         sys(format!("mounting {ROOT_DISK} (ext4: {e}; erofs)"), erofs)?;
     }
+    // mount_fs makes the directories the image lacks (on the VM's own overlay).
     for (fstype, dir) in [("proc", "proc"), ("sysfs", "sys"), ("devtmpfs", "dev")] {
-        let target = format!("{NEW_ROOT}/{dir}");
-        if Path::new(&target).is_dir() {
-            mount_fs(fstype, &target, MsFlags::MS_NOSUID)?;
-        }
+        mount_fs(fstype, &format!("{NEW_ROOT}/{dir}"), MsFlags::MS_NOSUID)?;
     }
     Ok(())
+}
+
+/// Mounts the request's shares and tmpfs in the root disk. A destination is a path
+/// in the guest's own disk (the guest kernel is the boundary; nothing here reaches
+/// the host), made if missing.
+pub fn mount_extra(mounts: &[GuestMount]) -> Result<(), AgentError> {
+    if mounts.iter().any(|m| matches!(m, GuestMount::Share { .. })) {
+        load_module_list(SHARE_MODULE_LIST)?;
+    }
+    for m in mounts {
+        let (source, fstype, destination, flags, data) = match m {
+            GuestMount::Share {
+                tag,
+                destination,
+                readonly,
+            } => (
+                tag.as_str(),
+                "9p",
+                destination,
+                if *readonly {
+                    MsFlags::MS_RDONLY
+                } else {
+                    MsFlags::empty()
+                },
+                "trans=virtio,version=9p2000.L,msize=262144",
+            ),
+            GuestMount::Tmpfs { destination } => (
+                "tmpfs",
+                "tmpfs",
+                destination,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                "mode=1777",
+            ),
+        };
+        let target = format!("{NEW_ROOT}/{}", destination.trim_start_matches('/'));
+        std::fs::create_dir_all(&target).map_err(|source| AgentError::Io {
+            what: format!("making {destination}"),
+            source,
+        })?;
+        sys(
+            format!("mounting {fstype} {source} at {destination}"),
+            mount(
+                Some(source),
+                target.as_str(),
+                Some(fstype),
+                flags,
+                Some(data),
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Remounts the root disk read-only (`--read-only`); what is mounted on it stays as
+/// it is.
+pub fn root_readonly() -> Result<(), AgentError> {
+    sys(
+        "remounting the root read-only",
+        mount(
+            None::<&str>,
+            NEW_ROOT,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        ),
+    )
 }
 
 /// Syncs and powers the guest off; QEMU then exits. Never returns.

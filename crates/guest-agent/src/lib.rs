@@ -21,4 +21,4 @@
 
 pub mod protocol;
 
-pub use protocol::{ExitStatus, GuestMessage, HostMessage, RunRequest};
+pub use protocol::{ExitStatus, GuestMessage, GuestMount, HostMessage, RunRequest};

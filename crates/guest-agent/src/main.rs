@@ -69,6 +69,10 @@ fn serve(control: &std::fs::File) -> Result<berth_guest_agent::ExitStatus, Agent
         })?;
     }
     boot::mount_root()?;
+    boot::mount_extra(&request.mounts)?;
+    if request.readonly_root {
+        boot::root_readonly()?;
+    }
     let stdout = ports::open(berth_guest_agent::protocol::STDOUT_PORT)?;
     let stderr = ports::open(berth_guest_agent::protocol::STDERR_PORT)?;
     let pid = command::spawn(&request, stdout, stderr)?;

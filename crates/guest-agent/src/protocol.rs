@@ -10,6 +10,9 @@ pub const STDOUT_PORT: &str = "berth.stdout";
 pub const STDERR_PORT: &str = "berth.stderr";
 /// File in the initramfs listing the kernel modules to load, one path a line, in order.
 pub const MODULE_LIST: &str = "/lib/modules/berth.list";
+/// Like [`MODULE_LIST`], for the modules loaded only when the request shares host
+/// directories (virtio-9p): each module loaded costs boot time.
+pub const SHARE_MODULE_LIST: &str = "/lib/modules/berth-9p.list";
 /// PATH used to find the command when the request's env has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -36,6 +39,32 @@ pub struct RunRequest {
     /// Hostname of the guest, if set.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Filesystems mounted in the root disk before the command starts, in order.
+    #[serde(default)]
+    pub mounts: Vec<GuestMount>,
+    /// The root disk is remounted read-only once `mounts` are in place.
+    #[serde(default)]
+    pub readonly_root: bool,
+}
+
+/// A filesystem the agent mounts for the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestMount {
+    /// A host directory shared over virtio-9p, by its mount tag.
+    Share {
+        /// The 9p mount tag.
+        tag: String,
+        /// Absolute path in the root disk (made if missing).
+        destination: String,
+        /// Mounted read-only.
+        readonly: bool,
+    },
+    /// An empty tmpfs.
+    Tmpfs {
+        /// Absolute path in the root disk (made if missing).
+        destination: String,
+    },
 }
 
 fn default_cwd() -> String {
@@ -57,6 +86,8 @@ impl RunRequest {
             gid: 0,
             additional_gids: Vec::new(),
             hostname: None,
+            mounts: Vec::new(),
+            readonly_root: false,
         }
     }
 

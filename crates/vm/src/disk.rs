@@ -70,11 +70,78 @@ pub fn base_image(rootfs: &Path, cache_dir: &Path) -> Result<PathBuf, VmError> {
     let rootfs = rootfs
         .canonicalize()
         .map_err(|e| VmError::io(format!("resolving {}", rootfs.display()), e))?;
-    let (hash, bytes, entries) = fingerprint(&rootfs)?;
+    let (hash, _, _) = fingerprint(&rootfs)?;
     let path = cache_dir.join(format!("base-{hash:016x}.ext4"));
     if path.is_file() {
         return Ok(path);
     }
+    make_ext4(&rootfs, &path)?;
+    Ok(path)
+}
+
+/// The base image of an image whose layers are the read-only directories `layers`
+/// (top first, as overlayfs's `lowerdir` lists them), cached in `cache_dir` under
+/// `key` (the image's top chain id: same key, same content). Built once: from the
+/// only layer, or from a read-only overlay of them mounted for the while. Concurrent
+/// callers wait for one build.
+pub fn base_image_of_layers(
+    key: &str,
+    layers: &[PathBuf],
+    cache_dir: &Path,
+) -> Result<PathBuf, VmError> {
+    let name: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let path = cache_dir.join(format!("base-{name}.ext4"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| VmError::io(format!("creating {}", cache_dir.display()), e))?;
+    let lock_path = cache_dir.join(format!(".lock-{name}"));
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| VmError::io(format!("creating {}", lock_path.display()), e))?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| VmError::io(format!("locking {}", lock_path.display()), e.into()))?;
+    if path.is_file() {
+        return Ok(path); // built while we waited
+    }
+    match layers {
+        [] => {
+            let empty = tempfile::tempdir_in(cache_dir)
+                .map_err(|e| VmError::io("creating an empty root", e))?;
+            make_ext4(empty.path(), &path)?;
+        }
+        [only] => make_ext4(only, &path)?,
+        _ => {
+            let mnt = tempfile::Builder::new()
+                .prefix(".view-")
+                .tempdir_in(cache_dir)
+                .map_err(|e| VmError::io("creating a mount point", e))?;
+            let lowerdir: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
+            let data = format!("lowerdir={}", lowerdir.join(":"));
+            nix::mount::mount(
+                Some("overlay"),
+                mnt.path(),
+                Some("overlay"),
+                nix::mount::MsFlags::MS_RDONLY,
+                Some(data.as_str()),
+            )
+            .map_err(|e| VmError::io(format!("mounting the layers of {key}"), e.into()))?;
+            let made = make_ext4(mnt.path(), &path);
+            let _ = nix::mount::umount2(mnt.path(), nix::mount::MntFlags::MNT_DETACH);
+            made?;
+        }
+    }
+    Ok(path)
+}
+
+/// An ext4 image of the tree at `source` at `path` (`mkfs.ext4 -d`, no journal),
+/// written to a temp file and renamed.
+fn make_ext4(source: &Path, path: &Path) -> Result<(), VmError> {
+    let (_, bytes, entries) = fingerprint(source)?;
+    let cache_dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(cache_dir)
         .map_err(|e| VmError::io(format!("creating {}", cache_dir.display()), e))?;
     // Data, a block per entry for metadata, and room for the command to write.
@@ -86,14 +153,14 @@ pub fn base_image(rootfs: &Path, cache_dir: &Path) -> Result<PathBuf, VmError> {
     run_tool(
         Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", "berth-root", "-O", "^has_journal", "-d"])
-            .arg(&rootfs)
+            .arg(source)
             .arg(tmp.path())
             .arg(format!("{mib}M")),
-        &format!("mkfs.ext4 -d {}", rootfs.display()),
+        &format!("mkfs.ext4 -d {}", source.display()),
     )?;
-    tmp.persist(&path)
+    tmp.persist(path)
         .map_err(|e| VmError::io(format!("renaming to {}", path.display()), e.error))?;
-    Ok(path)
+    Ok(())
 }
 
 /// A qcow2 overlay at `overlay` whose backing file is the raw `base`.

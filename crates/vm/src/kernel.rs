@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::VmError;
 
-/// Modules the guest agent needs, beyond what Debian builds in: virtio over MMIO (found
-/// through ACPI on microvm), the console ports, the block device and the filesystems.
+/// Modules the guest agent loads at boot, beyond what Debian builds in: virtio over
+/// MMIO (found through ACPI on microvm), the console ports, the block device and ext4
+/// (the root disk's filesystem). Each one costs boot time.
 /// Dependencies are added from each module's `.modinfo`; crc32c_generic is ext4's
 /// runtime crypto need, not a link dependency.
 pub const GUEST_MODULES: &[&str] = &[
@@ -15,8 +16,10 @@ pub const GUEST_MODULES: &[&str] = &[
     "virtio_blk",
     "crc32c_generic",
     "ext4",
-    "erofs",
 ];
+
+/// Modules loaded only for requests that share host directories (virtio-9p).
+pub const SHARE_MODULES: &[&str] = &["9pnet_virtio", "9p"];
 
 /// Default cache directory of `scripts/fetch-kernel.sh`.
 pub const DEFAULT_KERNEL_DIR: &str = "/var/cache/berth/kernel";

@@ -51,6 +51,15 @@ impl Accel {
     }
 }
 
+/// A one-line notice when VMs will run under TCG because KVM is not usable (none
+/// when KVM works or `$BERTH_VM_ACCEL` chose).
+pub fn accel_notice() -> Option<&'static str> {
+    (std::env::var_os("BERTH_VM_ACCEL").is_none() && Accel::detect() == Accel::Tcg).then_some(
+        "berth: KVM is not usable here (no vmx/svm, or no /dev/kvm): the VM runs under \
+         TCG, slowly (--accel to choose)",
+    )
+}
+
 impl std::str::FromStr for Accel {
     type Err = String;
 
@@ -99,17 +108,46 @@ pub struct QemuArgs {
     pub disk: PathBuf,
     /// Guest memory in MiB.
     pub memory_mib: u32,
-    /// The VM's directory: sockets, stdout/stderr and console files live here.
+    /// Virtual CPUs.
+    pub cpus: u32,
+    /// The VM's directory: stdout/stderr and console files live here. QEMU runs with
+    /// it as its working directory and the sockets are named relative to it, so that
+    /// their paths stay under the 108 bytes a unix socket address holds.
     pub dir: PathBuf,
+    /// Host directories shared with the guest over virtio-9p.
+    pub shares: Vec<Share>,
+    /// The command's stdout and stderr go to unix sockets (`stdout.sock`,
+    /// `stderr.sock`) the host reads live, instead of files.
+    pub live_output: bool,
 }
+
+/// A host directory the guest mounts over virtio-9p (tag = `mount_tag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// The host directory.
+    pub source: PathBuf,
+    /// The 9p mount tag the guest mounts by.
+    pub tag: String,
+    /// QEMU refuses writes.
+    pub readonly: bool,
+}
+
+/// Names (relative to the VM's directory) of the sockets QEMU listens on.
+pub const CONTROL_SOCKET: &str = "control.sock";
+/// QMP.
+pub const QMP_SOCKET: &str = "qmp.sock";
+/// The command's stdout with `live_output`.
+pub const STDOUT_SOCKET: &str = "stdout.sock";
+/// The command's stderr with `live_output`.
+pub const STDERR_SOCKET: &str = "stderr.sock";
 
 /// Files in the VM's directory.
 pub fn control_socket(dir: &Path) -> PathBuf {
-    dir.join("control.sock")
+    dir.join(CONTROL_SOCKET)
 }
 /// QMP socket in the VM's directory.
 pub fn qmp_socket(dir: &Path) -> PathBuf {
-    dir.join("qmp.sock")
+    dir.join(QMP_SOCKET)
 }
 /// File receiving the command's stdout.
 pub fn stdout_file(dir: &Path) -> PathBuf {
@@ -128,12 +166,18 @@ impl QemuArgs {
     /// The kernel command line: console on the serial port, quiet, a guest panic ends
     /// QEMU (with `-no-reboot`), the agent as init. ACPI stays on: microvm describes its
     /// virtio-mmio devices there.
+    /// `$BERTH_VM_APPEND` is added at the end (for debugging: `ignore_loglevel`…).
     pub fn cmdline(&self) -> String {
-        format!(
+        let mut line = format!(
             "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz={} \
              8250.nr_uarts=1 i8042.noaux i8042.nokbd",
             tsc_khz()
-        )
+        );
+        if let Ok(extra) = std::env::var("BERTH_VM_APPEND") {
+            line.push(' ');
+            line.push_str(&extra);
+        }
+        line
     }
 
     /// Arguments after `qemu-system-x86_64`.
@@ -144,7 +188,12 @@ impl QemuArgs {
             "-machine".into(),
             "microvm,mem-merge=on".into(),
             "-accel".into(),
-            self.accel.name().into(),
+            match self.accel {
+                // The translation cache is 1 GiB by default: bounded, it fits the
+                // VM's cgroup.
+                Accel::Tcg => "tcg,tb-size=128".into(),
+                Accel::Kvm => "kvm".into(),
+            },
             "-nodefaults".into(),
             "-no-user-config".into(),
             "-nographic".into(),
@@ -152,7 +201,7 @@ impl QemuArgs {
             "-m".into(),
             self.memory_mib.to_string(),
             "-smp".into(),
-            "1".into(),
+            self.cpus.max(1).to_string(),
             "-kernel".into(),
             p(self.kernel.clone()),
             "-initrd".into(),
@@ -164,20 +213,25 @@ impl QemuArgs {
             "-device".into(),
             "virtio-serial-device,max_ports=4".into(),
             "-chardev".into(),
-            format!(
-                "socket,id=ctl,path={},server=on,wait=off",
-                p(control_socket(d))
-            ),
+            format!("socket,id=ctl,path={CONTROL_SOCKET},server=on,wait=off"),
             "-device".into(),
             format!("virtserialport,chardev=ctl,name={CONTROL_PORT}"),
-            "-chardev".into(),
-            format!("file,id=out,path={}", p(stdout_file(d))),
-            "-device".into(),
-            format!("virtserialport,chardev=out,name={STDOUT_PORT}"),
-            "-chardev".into(),
-            format!("file,id=err,path={}", p(stderr_file(d))),
-            "-device".into(),
-            format!("virtserialport,chardev=err,name={STDERR_PORT}"),
+        ];
+        let outputs = [
+            ("out", STDOUT_PORT, STDOUT_SOCKET, stdout_file(d)),
+            ("err", STDERR_PORT, STDERR_SOCKET, stderr_file(d)),
+        ];
+        for (id, port, socket, file) in outputs {
+            a.push("-chardev".into());
+            a.push(if self.live_output {
+                format!("socket,id={id},path={socket},server=on,wait=off")
+            } else {
+                format!("file,id={id},path={}", p(file))
+            });
+            a.push("-device".into());
+            a.push(format!("virtserialport,chardev={id},name={port}"));
+        }
+        a.extend([
             "-drive".into(),
             format!(
                 "id=root,file={},format=qcow2,if=none,cache=unsafe",
@@ -186,8 +240,21 @@ impl QemuArgs {
             "-device".into(),
             "virtio-blk-device,drive=root".into(),
             "-qmp".into(),
-            format!("unix:{},server=on,wait=off", p(qmp_socket(d))),
-        ];
+            format!("unix:{QMP_SOCKET},server=on,wait=off"),
+        ]);
+        for (i, share) in self.shares.iter().enumerate() {
+            a.push("-fsdev".into());
+            a.push(format!(
+                "local,id=fs{i},path={},security_model=none{}",
+                p(share.source.clone()).replace(',', ",,"),
+                if share.readonly { ",readonly=on" } else { "" }
+            ));
+            a.push("-device".into());
+            a.push(format!(
+                "virtio-9p-device,fsdev=fs{i},mount_tag={}",
+                share.tag
+            ));
+        }
         if self.accel == Accel::Kvm {
             a.extend(["-cpu".into(), "host".into()]);
         }
@@ -207,7 +274,14 @@ mod tests {
             initrd: "/c/initramfs".into(),
             disk: "/run/vm/root.qcow2".into(),
             memory_mib: 256,
+            cpus: 2,
             dir: "/run/vm".into(),
+            shares: vec![Share {
+                source: "/srv/data".into(),
+                tag: "berth0".into(),
+                readonly: true,
+            }],
+            live_output: true,
         };
         let line: Vec<String> = args
             .to_args()
@@ -218,9 +292,15 @@ mod tests {
         assert!(joined.contains("-machine microvm,mem-merge=on -accel tcg"));
         assert!(joined.contains("-no-reboot"));
         assert!(joined.contains("virtserialport,chardev=ctl,name=berth.control"));
-        assert!(joined.contains("socket,id=ctl,path=/run/vm/control.sock,server=on,wait=off"));
+        assert!(joined.contains("socket,id=ctl,path=control.sock,server=on,wait=off"));
+        assert!(joined.contains("socket,id=out,path=stdout.sock,server=on,wait=off"));
         assert!(joined.contains("virtio-blk-device,drive=root"));
-        assert!(joined.contains("-qmp unix:/run/vm/qmp.sock,server=on,wait=off"));
+        assert!(joined.contains("-qmp unix:qmp.sock,server=on,wait=off"));
+        assert!(joined.contains("-smp 2"));
+        assert!(joined.contains(
+            "-fsdev local,id=fs0,path=/srv/data,security_model=none,readonly=on \
+             -device virtio-9p-device,fsdev=fs0,mount_tag=berth0"
+        ));
         let cmdline = &line[line.iter().position(|a| a == "-append").unwrap() + 1];
         assert!(cmdline.contains("panic=-1") && cmdline.contains("tsc_early_khz="));
         assert!(!cmdline.contains("acpi=off"));

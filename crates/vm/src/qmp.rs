@@ -22,7 +22,7 @@ fn err(what: &str, e: impl std::fmt::Display) -> VmError {
 impl Qmp {
     /// Connects to the socket at `path` and negotiates capabilities.
     pub fn connect(path: &Path) -> Result<Self, VmError> {
-        let stream = UnixStream::connect(path).map_err(|e| err("connecting", e))?;
+        let stream = crate::unix::connect(path).map_err(|e| err("connecting", e))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| err("setting a timeout", e))?;

@@ -67,10 +67,10 @@ pub struct VmOutcome {
 /// A kernel and initramfs ready to boot VMs.
 #[derive(Debug)]
 pub struct Vm {
-    config: VmConfig,
-    kernel: Kernel,
-    initramfs: PathBuf,
-    accel: Accel,
+    pub(crate) config: VmConfig,
+    pub(crate) kernel: Kernel,
+    pub(crate) initramfs: PathBuf,
+    pub(crate) accel: Accel,
 }
 
 fn locate_agent(config: &VmConfig) -> Result<PathBuf, VmError> {
@@ -133,7 +133,10 @@ impl Vm {
             initrd: self.initramfs.clone(),
             disk: overlay,
             memory_mib: self.config.memory_mib,
+            cpus: 1,
             dir: dir.path().to_path_buf(),
+            shares: Vec::new(),
+            live_output: false,
         };
         let log_path = dir.path().join("qemu.log");
         let log = File::create(&log_path).map_err(|e| VmError::io("creating qemu.log", e))?;
@@ -142,6 +145,7 @@ impl Vm {
             .map_err(|e| VmError::io("cloning qemu.log", e))?;
         let child = Command::new(&self.config.qemu)
             .args(args.to_args())
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -196,7 +200,7 @@ impl RunningVm {
     fn connect(&mut self) -> Result<(), VmError> {
         let path = qemu::control_socket(self.dir.path());
         loop {
-            if let Ok(s) = UnixStream::connect(&path) {
+            if let Ok(s) = crate::unix::connect(&path) {
                 self.control = Some(BufReader::new(s));
                 return Ok(());
             }
@@ -312,7 +316,7 @@ impl RunningVm {
 
 /// From the first kernel panic line if there is one (its reason comes first, the trace
 /// after), else the last lines; 30 lines at most.
-fn console_excerpt(console: &str) -> String {
+pub(crate) fn console_excerpt(console: &str) -> String {
     let lines: Vec<&str> = console.lines().collect();
     let start = lines
         .iter()

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use berth_engine::security::SecurityOpts;
-use berth_engine::{Engine, NetFlags, RunFlags, RunOptions};
+use berth_engine::{Engine, Isolation, NetFlags, RunFlags, RunOptions};
 
 use crate::cli::RunArgs;
 
@@ -17,6 +17,11 @@ pub fn run(engine: &Engine, args: RunArgs) -> Result<i32> {
         nix::unistd::dup2_stdin(&null).context("making stdin /dev/null")?;
     }
     let opts = options(args)?;
+    if opts.isolation == Isolation::Vm && opts.flags.accel.is_none() {
+        if let Some(notice) = berth_engine::accel_notice() {
+            eprintln!("{notice}");
+        }
+    }
     if detach {
         println!("{}", engine.run_detached(&opts)?.id);
         return Ok(0);
@@ -71,6 +76,7 @@ pub fn options(args: RunArgs) -> Result<RunOptions> {
                 dns: args.dns,
                 add_hosts: args.add_host,
             },
+            accel: args.accel,
         },
     })
 }

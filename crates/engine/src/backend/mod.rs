@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod container;
 mod process;
-mod vm;
+pub(crate) mod vm;
 
 pub use container::ContainerBackend;
 pub use process::{ProcessBackend, ProcessError};
@@ -41,6 +41,15 @@ pub enum BackendError {
     /// The process backend failed.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// The micro-VM failed.
+    #[error(transparent)]
+    Vm(#[from] berth_vm::VmError),
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::CgroupError),
+    /// The bundle asks for what the backend cannot do, or its state is unusable.
+    #[error("{0}")]
+    Config(String),
     /// This isolation level is not implemented yet.
     #[error("isolation {0:?} is not implemented yet")]
     Unsupported(&'static str),
