@@ -22,8 +22,8 @@ use crate::nft;
 use crate::ports::{self, PortMapping, PortSpec};
 use crate::rtnl::{LinkKind, Route, Rtnl};
 use crate::state::{
-    read_json, valid_name, write_atomic, write_json, Driver, Lease, Leases, NetworkConfig,
-    StateLock,
+    read_json, valid_name, write_atomic, write_json, write_transient, Driver, Lease, Leases,
+    NetworkConfig, StateLock,
 };
 use crate::sys;
 
@@ -579,7 +579,7 @@ impl Networks {
         match self.rules_to_apply(force)? {
             Some(script) => {
                 sys::nft_apply(&script)?;
-                write_atomic(&self.dir.join(".nft"), script.as_bytes())
+                write_transient(&self.dir.join(".nft"), cached(&script).as_bytes())
             }
             None => Ok(()),
         }
@@ -599,7 +599,7 @@ impl Networks {
         }
         let script = nft::render(&active);
         let cache = self.dir.join(".nft");
-        if !force && fs::read_to_string(&cache).is_ok_and(|s| s == script) {
+        if !force && fs::read_to_string(&cache).is_ok_and(|s| s == cached(&script)) {
             return Ok(None);
         }
         let _ = fs::remove_file(&cache);
@@ -710,7 +710,8 @@ impl Networks {
                 .unwrap_or(0)
         );
         let idle = self.net_dir(&net.name).join("idle");
-        let spawned = write_atomic(&idle, token.as_bytes()).is_ok()
+        // (A token lost in a crash only means the link stays until prune.)
+        let spawned = write_transient(&idle, token.as_bytes()).is_ok()
             && self.exe.as_ref().is_some_and(|exe| {
                 Command::new(exe)
                     .arg("--root")
@@ -924,4 +925,13 @@ impl Drop for Undo<'_> {
 pub fn parse_dns(s: &str) -> Result<IpAddr, String> {
     s.parse()
         .map_err(|_| format!("--dns {s:?}: not an IP address"))
+}
+
+/// What `.nft` holds for `script`: the script applied in this boot's, this network
+/// namespace's kernel (a reboot or another namespace has none of it).
+fn cached(script: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let netns = fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino());
+    format!("# boot {} netns {netns}\n{script}", boot.trim())
 }

@@ -118,6 +118,16 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, NetError>
 
 /// Writes `bytes` to `path` atomically and durably.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    write_file(path, bytes, true)
+}
+
+/// Writes `bytes` to `path` atomically, without fsync: for what need not survive a
+/// crash of the machine.
+pub(crate) fn write_transient(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    write_file(path, bytes, false)
+}
+
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), NetError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -126,9 +136,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
