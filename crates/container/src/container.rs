@@ -299,6 +299,12 @@ pub(crate) fn load_saved_spec(dir: &ContainerDir) -> Result<Spec, ContainerError
 /// (the init's close-on-exec write end closes when it execs, or when it exits), so
 /// poststart hooks run after the process has started; then remove the FIFO.
 fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
+    // The pidfd first: once the FIFO is open the process may run, exit and be reaped
+    // (by a subreaper such as containerd's shim) before we look.
+    let pidfd = sys::pidfd_open(st.pid).map_err(|e| match e {
+        nix::Error::ESRCH => ContainerError::Init("the init exited before it was started".into()),
+        e => ContainerError::sys("opening the init's pidfd", e),
+    })?;
     let path = dir.fifo_path();
     let mut fifo = OpenOptions::new()
         .read(true)
@@ -309,8 +315,6 @@ fn release_init(dir: &ContainerDir, st: &State) -> Result<(), ContainerError> {
             path: path.clone(),
             source,
         })?;
-    let pidfd =
-        sys::pidfd_open(st.pid).map_err(|e| ContainerError::sys("opening the init's pidfd", e))?;
     let mut got_byte = false;
     loop {
         let mut fds = [
