@@ -7,7 +7,11 @@
 //!   (rounded up). The root disk is a qcow2 overlay over a base ext4 image cached
 //!   per image (keyed by its top layer's chain id, built once from its read-only
 //!   layers: the [`ANNOTATION_CHAIN`] and [`ANNOTATION_LAYERS`] annotations the
-//!   engine writes). QEMU is started in its own process group, the caller its
+//!   engine writes). On a network ([`ANNOTATION_NETWORK`]), a tap bridged to the
+//!   interface of the container's namespace (`berth_net::tap`) becomes the guest's
+//!   virtio-net device, with the address; the `/etc/hosts` and `/etc/resolv.conf`
+//!   the engine bind-mounts for a container are copied into the guest instead.
+//!   QEMU is started in its own process group, the caller its
 //!   parent, in the cgroup `/berth/vm-<id>` (memory: guest + overhead; CPU quota);
 //!   `<state_root>/<id>/` holds its state (see `berth_vm::instance`), so `kill`,
 //!   `delete`, `usage` work from any later `berth`. create returns once the agent
