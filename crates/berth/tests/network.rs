@@ -768,6 +768,17 @@ fn vm_on_a_network_publishes_ports_and_talks_to_containers() {
         out.contains("10.1.2.3\tdb") && out.contains("nameserver 10.89.9.1"),
         "{out}"
     );
+    assert!(out.contains("eth0    inet 10.89.9."), "{out}");
+    // Stopped and started again: a new tap on the namespace's bridge, same address.
+    t.ok(&["stop", "-t", "1", "vm"]);
+    assert!(t.ns.get(url).is_none());
+    t.ok(&["start", "vm"]);
+    assert_eq!(t.ip_of("vm"), ip);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while t.ns.get(url).is_none() {
+        assert!(Instant::now() < deadline, "{url}: no answer after start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Transfer time, namespace → VM (virtio-net over a tap, emulated NIC) against
     // namespace → container (veth), through the same DNAT.
     t.web("ctr", &["--network", "vmnet", "-p", "8081:80"]);
