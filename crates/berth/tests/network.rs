@@ -792,6 +792,20 @@ fn vm_on_a_network_publishes_ports_and_talks_to_containers() {
         16.0 / vm,
         16.0 / ctr
     );
+    // The guest has its own stack and one NIC: no container: join, no second network.
+    let (code, _, err) = t.run(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "vm",
+        "--network",
+        "container:vm",
+        "busybox",
+        "true",
+    ]);
+    assert!(code != 0 && err.contains("container:"), "{err}");
+    let (code, _, err) = t.run(&["network", "connect", "bridge", "vm"]);
+    assert!(code != 0 && err.contains("is a VM"), "{err}");
     t.ok(&["rm", "-f", "vm", "web", "ctr"]);
     assert!(t.ns.get(url).is_none());
     t.ok(&["network", "rm", "vmnet"]);
