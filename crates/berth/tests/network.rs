@@ -102,6 +102,8 @@ struct NetTest {
     outside: Option<(Netns, Option<Child>)>,
     www: tempfile::TempDir,
     root: Root,
+    /// The guest agent for `--isolation vm` runs.
+    agent: Option<&'static Path>,
 }
 
 impl NetTest {
@@ -123,17 +125,19 @@ impl NetTest {
             outside: None,
             www,
             root,
+            agent: None,
         })
     }
 
     /// berth in the namespace: (exit code, stdout, stderr).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self
+        let mut cmd = self
             .ns
-            .cmd(&[BERTH, "--root", self.root.path().to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
+            .cmd(&[BERTH, "--root", self.root.path().to_str().unwrap()]);
+        if let Some(agent) = self.agent {
+            cmd.env("BERTH_GUEST_AGENT", agent);
+        }
+        let out = cmd.args(args).output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -696,5 +700,114 @@ fn prune_finds_leftovers_after_a_crash() {
         serde_json::from_str(&t.ok(&["network", "inspect", "n"])).unwrap();
     assert!(inspect[0]["leases"].as_array().unwrap().is_empty());
     t.ok(&["network", "rm", "n"]);
+    t.assert_clean();
+}
+
+/// Seconds `wget` takes to fetch `url` (to /dev/null) from the test namespace.
+fn fetch_secs(t: &NetTest, url: &str) -> f64 {
+    let t0 = Instant::now();
+    let out =
+        t.ns.cmd(&["timeout", "60", "busybox", "wget", "-qO", "/dev/null", url])
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{url}: {out:?}");
+    t0.elapsed().as_secs_f64()
+}
+
+#[test]
+fn vm_on_a_network_publishes_ports_and_talks_to_containers() {
+    let Some(mut t) = NetTest::new() else { return };
+    if !common::vm_available() {
+        return;
+    }
+    t.agent = Some(common::guest_agent());
+    t.ok(&["network", "create", "--subnet", "10.89.9.0/24", "vmnet"]);
+    // 16 MiB to time a transfer with.
+    fs::write(t.www.path().join("big"), vec![b'x'; 16 << 20]).unwrap();
+    t.web(
+        "vm",
+        &["--isolation", "vm", "--network", "vmnet", "-p", "8080:80"],
+    );
+    let ip = t.ip_of("vm");
+    assert!(ip.starts_with("10.89.9."), "{ip}");
+    // The guest boots (seconds under TCG) before it answers.
+    let url = "http://127.0.0.1:8080/";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut got = None;
+    while got.is_none() {
+        assert!(Instant::now() < deadline, "{url}: no answer from the VM");
+        std::thread::sleep(Duration::from_millis(200));
+        got = t.ns.get(url);
+    }
+    assert_eq!(got.unwrap(), "hello from berth\n");
+    // A container on the same network reaches the VM by address and by name.
+    for target in [ip.as_str(), "vm", "vm.vmnet"] {
+        let url = format!("http://{target}/");
+        assert!(t.container_gets("vmnet", &url), "{url} unreachable");
+    }
+    // And a VM reaches a container by name (the network's name server), with the
+    // /etc files a container gets.
+    t.web("web", &["--network", "vmnet"]);
+    let (code, out, err) = t.run(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "vm",
+        "--network",
+        "vmnet",
+        "--add-host",
+        "db:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -qO- http://web/; cat /etc/hosts /etc/resolv.conf; ip -o -4 addr show eth0",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("hello from berth\n"), "{out}");
+    assert!(
+        out.contains("10.1.2.3\tdb") && out.contains("nameserver 10.89.9.1"),
+        "{out}"
+    );
+    assert!(out.contains("eth0    inet 10.89.9."), "{out}");
+    // Stopped and started again: a new tap on the namespace's bridge, same address.
+    t.ok(&["stop", "-t", "1", "vm"]);
+    assert!(t.ns.get(url).is_none());
+    t.ok(&["start", "vm"]);
+    assert_eq!(t.ip_of("vm"), ip);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while t.ns.get(url).is_none() {
+        assert!(Instant::now() < deadline, "{url}: no answer after start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Transfer time, namespace → VM (virtio-net over a tap, emulated NIC) against
+    // namespace → container (veth), through the same DNAT.
+    t.web("ctr", &["--network", "vmnet", "-p", "8081:80"]);
+    wait_for("the container", || {
+        t.ns.get("http://127.0.0.1:8081/").is_some()
+    });
+    let vm = fetch_secs(&t, "http://127.0.0.1:8080/big");
+    let ctr = fetch_secs(&t, "http://127.0.0.1:8081/big");
+    eprintln!(
+        "16 MiB over HTTP: VM {vm:.2} s ({:.0} MiB/s), container {ctr:.2} s ({:.0} MiB/s)",
+        16.0 / vm,
+        16.0 / ctr
+    );
+    // The guest has its own stack and one NIC: no container: join, no second network.
+    let (code, _, err) = t.run(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "vm",
+        "--network",
+        "container:vm",
+        "busybox",
+        "true",
+    ]);
+    assert!(code != 0 && err.contains("container:"), "{err}");
+    let (code, _, err) = t.run(&["network", "connect", "bridge", "vm"]);
+    assert!(code != 0 && err.contains("is a VM"), "{err}");
+    t.ok(&["rm", "-f", "vm", "web", "ctr"]);
+    assert!(t.ns.get(url).is_none());
+    t.ok(&["network", "rm", "vmnet"]);
     t.assert_clean();
 }

@@ -176,6 +176,39 @@ fn vm_annotations(
     spec.set_annotations(Some(annotations));
 }
 
+impl Engine {
+    /// For a VM on a network: the address its guest takes over from `a.ifname`
+    /// (see `backend::vm::ANNOTATION_NETWORK`).
+    fn vm_network_annotation(
+        &self,
+        spec: &mut oci_spec::runtime::Spec,
+        a: Option<&berth_net::Attachment>,
+    ) -> Result<(), EngineError> {
+        use crate::backend::vm::{VmNetwork, ANNOTATION_NETWORK};
+        let Some(a) = a else { return Ok(()) };
+        let (config, _) = self
+            .networks()
+            .inspect(&a.network)
+            .map_err(crate::network::net_err(format!(
+                "reading network {}",
+                a.network
+            )))?;
+        let net = VmNetwork {
+            ifname: a.ifname.clone(),
+            address: a.ip,
+            prefix: a.prefix,
+            gateway: (!config.internal).then_some(a.gateway),
+        };
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(
+            ANNOTATION_NETWORK.into(),
+            serde_json::to_string(&net).expect("serialises"),
+        );
+        spec.set_annotations(Some(annotations));
+        Ok(())
+    }
+}
+
 /// Removes a half-made container unless disarmed.
 struct CreateGuard<'a> {
     engine: &'a Engine,
@@ -405,10 +438,10 @@ impl Engine {
             opts.flags.network,
             Network::Named(_) | Network::Container(_)
         );
-        if joins_network && opts.isolation == Isolation::Vm {
+        if matches!(opts.flags.network, Network::Container(_)) && opts.isolation == Isolation::Vm {
             return Err(EngineError::Invalid(
-                "--isolation vm does not join berth networks yet (no tap/virtio-net): \
-                 use --network none"
+                "--isolation vm has a network stack of its own (its kernel's): it cannot \
+                 share another container's (--network container:); use a network's name"
                     .into(),
             ));
         }
@@ -476,6 +509,7 @@ impl Engine {
         let networks = self.connect(&id, &name, &dir, &run, &flags, &mut spec)?;
         if opts.isolation == Isolation::Vm {
             vm_annotations(&mut spec, top.as_deref(), &mounts, &flags);
+            self.vm_network_annotation(&mut spec, networks.first())?;
         }
         let config_path = dir.join("config.json");
         spec.save(&config_path)

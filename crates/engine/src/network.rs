@@ -213,6 +213,13 @@ impl Engine {
                 record.name
             )));
         }
+        if record.isolation == crate::Isolation::Vm {
+            return Err(EngineError::Invalid(format!(
+                "container {} is a VM: its guest has one network device, for the \
+                 network it was created on",
+                record.name
+            )));
+        }
         if record.networks.iter().any(|a| a.network == network) {
             return Err(EngineError::Invalid(format!(
                 "container {} is already on network {network}",

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_guest_agent::protocol::{GuestMount, MODULE_LIST, SHARE_MODULE_LIST};
+use berth_guest_agent::protocol::{GuestFile, GuestMount, MODULE_LIST, SHARE_MODULE_LIST};
 use nix::mount::{mount, MsFlags};
 
 use crate::error::AgentError;
@@ -44,7 +44,7 @@ pub fn load_modules() -> Result<(), AgentError> {
 }
 
 /// Loads the modules listed in `list_path`, in order.
-fn load_module_list(list_path: &str) -> Result<(), AgentError> {
+pub(crate) fn load_module_list(list_path: &str) -> Result<(), AgentError> {
     let list = std::fs::read_to_string(list_path).map_err(|source| AgentError::Io {
         what: format!("reading {list_path}"),
         source,
@@ -156,6 +156,24 @@ pub fn mount_extra(mounts: &[GuestMount]) -> Result<(), AgentError> {
                 Some(data),
             ),
         )?;
+    }
+    Ok(())
+}
+
+/// Writes the request's files into the root disk. What is there is removed first: a
+/// symlink (`/etc/resolv.conf` often is one) would be followed outside the disk.
+pub fn write_files(files: &[GuestFile]) -> Result<(), AgentError> {
+    for f in files {
+        let path = Path::new(NEW_ROOT).join(f.path.trim_start_matches('/'));
+        let io = |source| AgentError::Io {
+            what: format!("writing {}", f.path),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, &f.contents).map_err(io)?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod boot;
 mod command;
 mod error;
+mod net;
 mod ports;
 
 use std::io::{BufRead, BufReader, Write};
@@ -68,8 +69,12 @@ fn serve(control: &std::fs::File) -> Result<berth_guest_agent::ExitStatus, Agent
             source,
         })?;
     }
+    if let Some(network) = &request.network {
+        net::configure(network)?;
+    }
     boot::mount_root()?;
     boot::mount_extra(&request.mounts)?;
+    boot::write_files(&request.files)?;
     if request.readonly_root {
         boot::root_readonly()?;
     }

@@ -13,6 +13,9 @@ pub const MODULE_LIST: &str = "/lib/modules/berth.list";
 /// Like [`MODULE_LIST`], for the modules loaded only when the request shares host
 /// directories (virtio-9p): each module loaded costs boot time.
 pub const SHARE_MODULE_LIST: &str = "/lib/modules/berth-9p.list";
+/// Like [`SHARE_MODULE_LIST`], for the modules loaded only when the request has a
+/// network (virtio-net).
+pub const NET_MODULE_LIST: &str = "/lib/modules/berth-net.list";
 /// PATH used to find the command when the request's env has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -45,6 +48,35 @@ pub struct RunRequest {
     /// The root disk is remounted read-only once `mounts` are in place.
     #[serde(default)]
     pub readonly_root: bool,
+    /// The guest's network interface (`eth0`, virtio-net), configured before the
+    /// command starts; none: the guest has only `lo`.
+    #[serde(default)]
+    pub network: Option<GuestNetwork>,
+    /// Files written into the root disk before the command starts (the network's
+    /// `/etc/hosts` and `/etc/resolv.conf`), after `mounts`.
+    #[serde(default)]
+    pub files: Vec<GuestFile>,
+}
+
+/// The address of the guest's `eth0` (its MAC is set by the host, on the device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestNetwork {
+    /// The address.
+    pub address: std::net::Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The default route's gateway, if any (none on an internal network).
+    #[serde(default)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+/// A file the agent writes into the root disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestFile {
+    /// Absolute path in the root disk (its directory is made if missing).
+    pub path: String,
+    /// Its contents.
+    pub contents: String,
 }
 
 /// A filesystem the agent mounts for the command.
@@ -88,6 +120,8 @@ impl RunRequest {
             hostname: None,
             mounts: Vec::new(),
             readonly_root: false,
+            network: None,
+            files: Vec::new(),
         }
     }
 

@@ -30,6 +30,7 @@ pub mod ports;
 pub mod rtnl;
 pub mod state;
 pub mod sys;
+pub mod tap;
 
 pub use cidr::Ipv4Cidr;
 pub use error::NetError;

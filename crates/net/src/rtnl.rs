@@ -258,6 +258,17 @@ impl Rtnl {
         .map(drop)
     }
 
+    /// `ip link set dev INDEX master MASTER up`.
+    pub fn set_master(&mut self, index: u32, name: &str, master: u32) -> Result<(), NetError> {
+        let mut m = link_msg(index, None);
+        up(&mut m);
+        m.attributes.push(LinkAttribute::Controller(master));
+        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK, || {
+            format!("putting link {name} on a bridge")
+        })
+        .map(drop)
+    }
+
     /// `ip link del NAME`; a link already gone is fine.
     pub fn del_link(&mut self, name: &str) -> Result<(), NetError> {
         let msg = RouteNetlinkMessage::DelLink(link_msg(0, Some(name)));
@@ -291,6 +302,33 @@ impl Rtnl {
             || format!("adding address {addr}/{prefix} to {name}"),
         )
         .map(drop)
+    }
+
+    /// `ip addr del ADDR/PREFIX dev INDEX`; an address already gone is fine.
+    pub fn del_addr(
+        &mut self,
+        index: u32,
+        name: &str,
+        addr: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetError> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.attributes.push(AddressAttribute::Local(addr.into()));
+        m.attributes.push(AddressAttribute::Address(addr.into()));
+        let msg = RouteNetlinkMessage::DelAddress(m);
+        match self.request(msg, NLM_F_ACK, || {
+            format!("removing address {addr}/{prefix} from {name}")
+        }) {
+            Err(NetError::Netlink { source, .. })
+                if source.raw_os_error() == Some(nix::errno::Errno::EADDRNOTAVAIL as i32) =>
+            {
+                Ok(())
+            }
+            r => r.map(drop),
+        }
     }
 
     /// `ip route add DST/PREFIX [via GW] dev DEV [src SRC]` (scope link without a

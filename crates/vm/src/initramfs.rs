@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use berth_guest_agent::protocol::{MODULE_LIST, SHARE_MODULE_LIST};
+use berth_guest_agent::protocol::{MODULE_LIST, NET_MODULE_LIST, SHARE_MODULE_LIST};
 
 use crate::cpio::CpioWriter;
-use crate::kernel::{Kernel, GUEST_MODULES, SHARE_MODULES};
+use crate::kernel::{Kernel, GUEST_MODULES, NET_MODULES, SHARE_MODULES};
 use crate::VmError;
 
 /// FNV-1a, for cache keys (stable across builds, unlike `DefaultHasher`).
@@ -39,12 +39,13 @@ pub fn strip_signature(ko: &[u8]) -> &[u8] {
     }
 }
 
-/// The archive for `agent`, the boot `modules` and the `share_modules` loaded on
-/// demand (`.ko` names and contents, each in load order).
+/// The archive for `agent`, the boot `modules`, and the `share_modules` and
+/// `net_modules` loaded on demand (`.ko` names and contents, each in load order).
 pub fn build(
     agent: &[u8],
     modules: &[(String, Vec<u8>)],
     share_modules: &[(String, Vec<u8>)],
+    net_modules: &[(String, Vec<u8>)],
 ) -> std::io::Result<Vec<u8>> {
     let mut w = CpioWriter::new(Vec::new());
     for dir in ["dev", "proc", "sys", "newroot", "lib", "lib/modules"] {
@@ -53,7 +54,11 @@ pub fn build(
     // The kernel opens /dev/console for init's stdio before devtmpfs is mounted.
     w.char_dev("dev/console", 0o600, 5, 1)?;
     w.file("init", 0o755, agent)?;
-    for (list_path, modules) in [(MODULE_LIST, modules), (SHARE_MODULE_LIST, share_modules)] {
+    for (list_path, modules) in [
+        (MODULE_LIST, modules),
+        (SHARE_MODULE_LIST, share_modules),
+        (NET_MODULE_LIST, net_modules),
+    ] {
         let mut list = String::new();
         for (name, data) in modules {
             let path = format!("lib/modules/{name}");
@@ -67,7 +72,7 @@ pub fn build(
 
 /// What makes an archive, beyond the agent and the kernel: bump when [`build`] or the
 /// module lists change.
-const FORMAT: &str = "berth-initramfs-2 (signatures stripped, 9p on demand)";
+const FORMAT: &str = "berth-initramfs-3 (signatures stripped, 9p and net on demand)";
 
 /// The initramfs for `kernel` and `agent` in `cache_dir`, built if not there yet (written
 /// to a temp file and renamed). Named by a hash of the agent, the kernel's release and
@@ -80,7 +85,8 @@ pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf
     let mut key = fnv1a(FNV_START, &agent_bytes);
     key = fnv1a(key, kernel.version.as_bytes());
     key = fnv1a(key, kernel.modules_dir.as_os_str().as_encoded_bytes());
-    for name in GUEST_MODULES.iter().chain(&["|"]).chain(SHARE_MODULES) {
+    let lists = GUEST_MODULES.iter().chain(&["|"]).chain(SHARE_MODULES);
+    for name in lists.chain(&["|"]).chain(NET_MODULES) {
         key = fnv1a(fnv1a(key, name.as_bytes()), b",");
     }
     key = fnv1a(key, FORMAT.as_bytes());
@@ -106,10 +112,15 @@ pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf
             })
             .collect()
     };
-    let (modules, share_modules) = (read(&boot)?, read(&share)?);
+    let net: Vec<PathBuf> = kernel
+        .module_files(NET_MODULES)?
+        .into_iter()
+        .filter(|p| !boot.contains(p))
+        .collect();
+    let (modules, share_modules, net_modules) = (read(&boot)?, read(&share)?, read(&net)?);
     std::fs::create_dir_all(cache_dir)
         .map_err(|e| VmError::io(format!("creating {}", cache_dir.display()), e))?;
-    let data = build(&agent_bytes, &modules, &share_modules)
+    let data = build(&agent_bytes, &modules, &share_modules, &net_modules)
         .map_err(|e| VmError::io("writing the initramfs", e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(cache_dir)
         .map_err(|e| VmError::io(format!("creating a file in {}", cache_dir.display()), e))?;
@@ -131,11 +142,14 @@ mod tests {
             ("a.ko".to_owned(), b"A".to_vec()),
         ];
         let share = vec![("c.ko".to_owned(), b"C".to_vec())];
-        let out = build(b"\x7fELF", &mods, &share).unwrap();
+        let net = vec![("d.ko".to_owned(), b"D".to_vec())];
+        let out = build(b"\x7fELF", &mods, &share, &net).unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("/lib/modules/b.ko\n/lib/modules/a.ko\n"));
         assert!(text.contains("lib/modules/berth-9p.list\0"));
         assert!(text.contains("/lib/modules/c.ko\n"));
+        assert!(text.contains("lib/modules/berth-net.list\0"));
+        assert!(text.contains("/lib/modules/d.ko\n"));
         assert!(text.contains("init\0"));
         assert!(out.len().is_multiple_of(4));
         assert!(text.contains("TRAILER!!!"));

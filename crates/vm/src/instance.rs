@@ -21,6 +21,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -51,8 +52,21 @@ fn timing(phase: &str, since: Instant) {
     }
 }
 
+/// The fd number QEMU finds the tap on.
+const TAP_FD: i32 = 3;
+
+/// A network device for the guest: a tap (made by the caller, in the network
+/// namespace it belongs to), handed to QEMU as an inherited fd.
+#[derive(Debug)]
+pub struct Nic {
+    /// The tap (`/dev/net/tun` after `TUNSETIFF`).
+    pub tap: OwnedFd,
+    /// The guest's MAC.
+    pub mac: String,
+}
+
 /// What to boot.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BootSpec {
     /// The base disk (raw ext4) the VM's overlay is made over.
     pub base: PathBuf,
@@ -62,6 +76,8 @@ pub struct BootSpec {
     pub cpus: u32,
     /// Host directories shared over virtio-9p.
     pub shares: Vec<Share>,
+    /// A virtio-net device on a tap.
+    pub nic: Option<Nic>,
 }
 
 /// What `state.json` holds: enough for any process to find and end the VM.
@@ -192,13 +208,38 @@ impl Vm {
             dir: dir.to_path_buf(),
             shares: spec.shares.clone(),
             live_output: true,
+            net: spec.nic.as_ref().map(|n| qemu::NetDevice {
+                fd: TAP_FD,
+                mac: n.mac.clone(),
+            }),
         };
         let log_path = dir.join("qemu.log");
         let log = File::create(&log_path).map_err(|e| VmError::io("creating qemu.log", e))?;
         let log2 = log
             .try_clone()
             .map_err(|e| VmError::io("cloning qemu.log", e))?;
-        let mut child = Command::new(&self.config.qemu)
+        let mut command = Command::new(&self.config.qemu);
+        if let Some(nic) = &spec.nic {
+            let tap = nic.tap.as_raw_fd();
+            // SAFETY: the closure runs in the child between fork and exec and only
+            // makes async-signal-safe calls (dup2, fcntl) on fds it does not own:
+            // the tap (open in the parent until spawn returns) becomes fd TAP_FD,
+            // without close-on-exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let r = if tap == TAP_FD {
+                        nix::libc::fcntl(tap, nix::libc::F_SETFD, 0)
+                    } else {
+                        nix::libc::dup2(tap, TAP_FD)
+                    };
+                    if r < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(args.to_args())
             .current_dir(dir)
             .stdin(Stdio::null())

@@ -21,6 +21,10 @@ pub const GUEST_MODULES: &[&str] = &[
 /// Modules loaded only for requests that share host directories (virtio-9p).
 pub const SHARE_MODULES: &[&str] = &["9pnet_virtio", "9p"];
 
+/// Modules loaded only for requests with a network (virtio-net; its dependencies,
+/// `net_failover` and `failover`, come from `.modinfo`).
+pub const NET_MODULES: &[&str] = &["virtio_net"];
+
 /// Default cache directory of `scripts/fetch-kernel.sh`.
 pub const DEFAULT_KERNEL_DIR: &str = "/var/cache/berth/kernel";
 

@@ -23,9 +23,10 @@ pub mod qmp;
 pub mod unix;
 mod vm;
 
+pub use berth_guest_agent::protocol::{GuestFile, GuestNetwork};
 pub use berth_guest_agent::{ExitStatus, GuestMount, RunRequest};
 pub use error::VmError;
-pub use instance::{BootSpec, Instance};
+pub use instance::{BootSpec, Instance, Nic};
 pub use kernel::Kernel;
 pub use qemu::{Accel, Share};
 pub use qmp::Qmp;

@@ -119,6 +119,17 @@ pub struct QemuArgs {
     /// The command's stdout and stderr go to unix sockets (`stdout.sock`,
     /// `stderr.sock`) the host reads live, instead of files.
     pub live_output: bool,
+    /// A virtio-net device on a tap QEMU inherits open.
+    pub net: Option<NetDevice>,
+}
+
+/// A virtio-net device backed by a tap whose fd QEMU inherits (`-netdev tap,fd=N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetDevice {
+    /// The tap's fd number in QEMU.
+    pub fd: i32,
+    /// The guest's MAC address.
+    pub mac: String,
 }
 
 /// A host directory the guest mounts over virtio-9p (tag = `mount_tag`).
@@ -255,6 +266,12 @@ impl QemuArgs {
                 share.tag
             ));
         }
+        if let Some(net) = &self.net {
+            a.push("-netdev".into());
+            a.push(format!("tap,id=net0,fd={}", net.fd));
+            a.push("-device".into());
+            a.push(format!("virtio-net-device,netdev=net0,mac={}", net.mac));
+        }
         if self.accel == Accel::Kvm {
             a.extend(["-cpu".into(), "host".into()]);
         }
@@ -282,6 +299,10 @@ mod tests {
                 readonly: true,
             }],
             live_output: true,
+            net: Some(NetDevice {
+                fd: 3,
+                mac: "02:b5:0a:00:00:02".into(),
+            }),
         };
         let line: Vec<String> = args
             .to_args()
@@ -297,6 +318,9 @@ mod tests {
         assert!(joined.contains("virtio-blk-device,drive=root"));
         assert!(joined.contains("-qmp unix:qmp.sock,server=on,wait=off"));
         assert!(joined.contains("-smp 2"));
+        assert!(joined.contains(
+            "-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=02:b5:0a:00:00:02"
+        ));
         assert!(joined.contains(
             "-fsdev local,id=fs0,path=/srv/data,security_model=none,readonly=on \
              -device virtio-9p-device,fsdev=fs0,mount_tag=berth0"

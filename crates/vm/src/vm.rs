@@ -137,6 +137,7 @@ impl Vm {
             dir: dir.path().to_path_buf(),
             shares: Vec::new(),
             live_output: false,
+            net: None,
         };
         let log_path = dir.path().join("qemu.log");
         let log = File::create(&log_path).map_err(|e| VmError::io("creating qemu.log", e))?;

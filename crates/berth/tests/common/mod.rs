@@ -280,3 +280,74 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// Why `--isolation vm` cannot run here (not root, no QEMU, no kernel from
+/// scripts/fetch-kernel.sh), if it cannot. As in tests/vm.rs.
+pub fn vm_unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    for (tool, arg) in [
+        ("qemu-system-x86_64", "--version"),
+        ("qemu-img", "--version"),
+        ("mkfs.ext4", "-V"),
+    ] {
+        if !Command::new(tool)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return Some(format!("{tool} missing (scripts/install-deps.sh)"));
+        }
+    }
+    berth_vm::Kernel::locate(None).err().map(|e| e.to_string())
+}
+
+/// True when a VM test may go on; false after a loud SKIP; a panic instead when
+/// `BERTH_REQUIRE_VM` is set.
+pub fn vm_available() -> bool {
+    let Some(why) = vm_unavailable() else {
+        return true;
+    };
+    if std::env::var_os("BERTH_REQUIRE_VM").is_some() {
+        panic!("BERTH_REQUIRE_VM is set but the VM tests cannot run: {why}");
+    }
+    eprintln!("\n\n*** SKIP: berth --isolation vm tests: {why} ***\n");
+    false
+}
+
+/// The static guest agent, built once per test process (`BERTH_GUEST_AGENT`
+/// overrides). As in tests/vm.rs.
+pub fn guest_agent() -> &'static Path {
+    static AGENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BERTH_GUEST_AGENT") {
+            return PathBuf::from(p);
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(d) => PathBuf::from(d).join("guest-agent"),
+            None => workspace.join("target/guest-agent"),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(&cargo)
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "--release", "-p", "berth-guest-agent"])
+            .arg("--target")
+            .arg(&triple)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .expect("running cargo to build berth-guest-agent");
+        assert!(
+            out.status.success(),
+            "building the static guest agent failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target_dir.join(triple).join("release/berth-guest-agent")
+    })
+}

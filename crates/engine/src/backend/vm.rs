@@ -7,7 +7,11 @@
 //!   (rounded up). The root disk is a qcow2 overlay over a base ext4 image cached
 //!   per image (keyed by its top layer's chain id, built once from its read-only
 //!   layers: the [`ANNOTATION_CHAIN`] and [`ANNOTATION_LAYERS`] annotations the
-//!   engine writes). QEMU is started in its own process group, the caller its
+//!   engine writes). On a network ([`ANNOTATION_NETWORK`]), a tap bridged to the
+//!   interface of the container's namespace (`berth_net::tap`) becomes the guest's
+//!   virtio-net device, with the address; the `/etc/hosts` and `/etc/resolv.conf`
+//!   the engine bind-mounts for a container are copied into the guest instead.
+//!   QEMU is started in its own process group, the caller its
 //!   parent, in the cgroup `/berth/vm-<id>` (memory: guest + overhead; CPU quota);
 //!   `<state_root>/<id>/` holds its state (see `berth_vm::instance`), so `kill`,
 //!   `delete`, `usage` work from any later `berth`. create returns once the agent
@@ -25,8 +29,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_vm::instance::{self, State};
-use berth_vm::{Accel, BootSpec, ExitStatus, GuestMount, Instance, RunRequest, Share};
-use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, Spec};
+use berth_vm::{
+    Accel, BootSpec, ExitStatus, GuestFile, GuestMount, GuestNetwork, Instance, Nic, RunRequest,
+    Share,
+};
+use oci_spec::runtime::{
+    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Spec,
+};
 
 use super::{Backend, BackendError, Usage};
 
@@ -36,6 +45,27 @@ pub const ANNOTATION_CHAIN: &str = "org.berth.image.chain";
 pub const ANNOTATION_LAYERS: &str = "org.berth.image.layers";
 /// Annotation: `kvm` or `tcg` (`--accel`); detected when absent.
 pub const ANNOTATION_ACCEL: &str = "org.berth.vm.accel";
+
+/// Annotation: the network the guest joins ([`VmNetwork`] as JSON), through the
+/// network namespace of the config: the address it takes over from the interface.
+pub const ANNOTATION_NETWORK: &str = "org.berth.vm.network";
+
+/// What [`ANNOTATION_NETWORK`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VmNetwork {
+    /// The interface in the namespace that has the address (`eth0`).
+    pub ifname: String,
+    /// The address.
+    pub address: std::net::Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The default route's gateway (none on an internal network).
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+/// Files of the container's directory bind-mounted on a container's /etc: a VM
+/// gets copies written into its disk.
+const ETC_FILES: &[&str] = &["/etc/hosts", "/etc/resolv.conf"];
 
 /// Guest memory without `--memory`.
 const DEFAULT_MEMORY_MIB: u64 = 256;
@@ -77,6 +107,8 @@ struct Plan {
     accel: Option<Accel>,
     chain: Option<String>,
     layers: Vec<PathBuf>,
+    /// The network, and the namespace whose interface it is on.
+    network: Option<(VmNetwork, PathBuf)>,
 }
 
 fn plan(spec: &Spec) -> Result<Plan, BackendError> {
@@ -102,6 +134,18 @@ fn plan(spec: &Spec) -> Result<Plan, BackendError> {
         let options = m.options().clone().unwrap_or_default();
         let destination = m.destination().display().to_string();
         match m.typ().as_deref() {
+            Some("bind") if ETC_FILES.contains(&destination.as_str()) => {
+                let source = m
+                    .source()
+                    .clone()
+                    .ok_or_else(|| config_err(format!("{destination}: no source")))?;
+                let contents = std::fs::read_to_string(&source)
+                    .map_err(|e| config_err(format!("reading {}: {e}", source.display())))?;
+                request.files.push(GuestFile {
+                    path: destination,
+                    contents,
+                });
+            }
             Some("bind") => {
                 let source = m
                     .source()
@@ -167,6 +211,32 @@ fn plan(spec: &Spec) -> Result<Plan, BackendError> {
                 .collect()
         })
         .unwrap_or_default();
+    let network = match annotations.get(ANNOTATION_NETWORK) {
+        Some(json) => {
+            let net: VmNetwork = serde_json::from_str(json)
+                .map_err(|e| config_err(format!("{ANNOTATION_NETWORK}: {e}")))?;
+            let netns = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.namespaces().clone())
+                .unwrap_or_default()
+                .into_iter()
+                .find(|n| n.typ() == LinuxNamespaceType::Network)
+                .and_then(|n| n.path().clone())
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "{ANNOTATION_NETWORK} without a network namespace path"
+                    ))
+                })?;
+            request.network = Some(GuestNetwork {
+                address: net.address,
+                prefix: net.prefix,
+                gateway: net.gateway,
+            });
+            Some((net, netns))
+        }
+        None => None,
+    };
     Ok(Plan {
         request,
         memory_mib,
@@ -176,6 +246,7 @@ fn plan(spec: &Spec) -> Result<Plan, BackendError> {
         accel,
         chain: annotations.get(ANNOTATION_CHAIN).cloned(),
         layers,
+        network,
     })
 }
 
@@ -267,11 +338,23 @@ impl VmBackend {
             ..berth_vm::VmConfig::default()
         })?;
         let cgroup = Self::make_cgroup(id, &plan)?;
+        let nic = match &plan.network {
+            Some((net, netns)) => {
+                let tap = berth_net::tap::join_tap(netns, &net.ifname, net.address, net.prefix)
+                    .map_err(|e| config_err(format!("joining the VM to its network: {e}")))?;
+                Some(Nic {
+                    tap,
+                    mac: berth_net::tap::guest_mac(net.address),
+                })
+            }
+            None => None,
+        };
         let spec = BootSpec {
             base,
             memory_mib: plan.memory_mib as u32,
             cpus: plan.cpus,
             shares: plan.shares,
+            nic,
         };
         let booted = vm.boot(dir, &spec, |pid| {
             cgroup.add_task(pid).map_err(|e| berth_vm::VmError::Tool {
@@ -457,6 +540,62 @@ mod tests {
         // runc's default mounts (/proc, /dev tmpfs…) are the guest kernel's own.
         assert!(p.request.mounts.is_empty());
         assert!(p.chain.is_none() && p.accel.is_none());
+    }
+
+    #[test]
+    fn network_and_etc_files() {
+        use oci_spec::runtime::LinuxNamespaceBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "10.89.9.2\tvm\n").unwrap();
+        let mut s = spec();
+        s.set_mounts(Some(vec![MountBuilder::default()
+            .destination("/etc/hosts")
+            .typ("bind")
+            .source(&hosts)
+            .options(vec!["rbind".into(), "rw".into()])
+            .build()
+            .unwrap()]));
+        let net = VmNetwork {
+            ifname: "eth0".into(),
+            address: [10, 89, 9, 2].into(),
+            prefix: 24,
+            gateway: Some([10, 89, 9, 1].into()),
+        };
+        s.set_annotations(Some(
+            [(
+                ANNOTATION_NETWORK.to_owned(),
+                serde_json::to_string(&net).unwrap(),
+            )]
+            .into(),
+        ));
+        // Without the namespace to find the interface in: refused.
+        assert!(plan(&s).is_err());
+        let linux = s.linux_mut().as_mut().unwrap();
+        linux.set_namespaces(Some(vec![LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path("/r/netns/x")
+            .build()
+            .unwrap()]));
+        let p = plan(&s).unwrap();
+        assert_eq!(p.network, Some((net, PathBuf::from("/r/netns/x"))));
+        assert_eq!(
+            p.request.network,
+            Some(GuestNetwork {
+                address: [10, 89, 9, 2].into(),
+                prefix: 24,
+                gateway: Some([10, 89, 9, 1].into()),
+            })
+        );
+        // The read-write bind of /etc/hosts becomes a copy in the guest.
+        assert_eq!(
+            p.request.files,
+            [GuestFile {
+                path: "/etc/hosts".into(),
+                contents: "10.89.9.2\tvm\n".into()
+            }]
+        );
+        assert!(p.shares.is_empty() && p.request.mounts.is_empty());
     }
 
     #[test]
