@@ -8,6 +8,9 @@ pub const CONTROL_PORT: &str = "berth.control";
 pub const STDOUT_PORT: &str = "berth.stdout";
 /// Name of the port the command's stderr is connected to.
 pub const STDERR_PORT: &str = "berth.stderr";
+/// Name of the port the command's stdin comes from (with [`RunRequest::stdin`]); it
+/// reads end of file once the host closes its side.
+pub const STDIN_PORT: &str = "berth.stdin";
 /// File in the initramfs listing the kernel modules to load, one path a line, in order.
 pub const MODULE_LIST: &str = "/lib/modules/berth.list";
 /// Like [`MODULE_LIST`], for the modules loaded only when the request shares host
@@ -45,6 +48,13 @@ pub struct RunRequest {
     /// The root disk is remounted read-only once `mounts` are in place.
     #[serde(default)]
     pub readonly_root: bool,
+    /// The command's stdin is [`STDIN_PORT`] (`-i`); else /dev/null.
+    #[serde(default)]
+    pub stdin: bool,
+    /// The command runs on a pty (`-t`): the pty's output goes to [`STDOUT_PORT`],
+    /// its input comes from [`STDIN_PORT`] with `stdin`.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// A filesystem the agent mounts for the command.
@@ -88,6 +98,8 @@ impl RunRequest {
             hostname: None,
             mounts: Vec::new(),
             readonly_root: false,
+            stdin: false,
+            terminal: false,
         }
     }
 
@@ -109,6 +121,13 @@ pub enum HostMessage {
     Run(RunRequest),
     /// Send this signal to the command.
     Signal(i32),
+    /// The host's terminal size, for the command's pty (with [`RunRequest::terminal`]).
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
 }
 
 /// How the command ended.
@@ -166,6 +185,8 @@ mod tests {
         let line = run.to_line();
         assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
         assert_eq!(serde_json::from_str::<HostMessage>(&line).unwrap(), run);
+        let resize = HostMessage::Resize { rows: 24, cols: 80 };
+        assert_eq!(resize.to_line(), "{\"resize\":{\"rows\":24,\"cols\":80}}\n");
         let exit = GuestMessage::Exited(ExitStatus::Code(3));
         assert_eq!(exit.to_line(), "{\"exited\":{\"code\":3}}\n");
         assert_eq!(
@@ -178,6 +199,7 @@ mod tests {
     fn request_defaults_and_path() {
         let r: RunRequest = serde_json::from_str(r#"{"args":["true"]}"#).unwrap();
         assert_eq!(r.cwd, "/");
+        assert!(!r.stdin && !r.terminal);
         assert_eq!(r.path_var(), DEFAULT_PATH);
         let r = RunRequest {
             env: vec!["PATH=/x".into(), "A=b".into()],
