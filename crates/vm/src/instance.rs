@@ -370,8 +370,8 @@ impl Instance {
     }
 
     /// Copies `input` to the command's stdin on a thread, as it comes; at its end
-    /// (or a read error) closes the connection, which the command reads as end of
-    /// file. Meant for a request with `stdin` set, once started.
+    /// (or a read error) shuts the connection for writing, which the command reads
+    /// as end of file. Meant for a request with `stdin` set, once started.
     pub fn attach_stdin(&self, mut input: impl Read + Send + 'static) -> Result<(), VmError> {
         let mut to = self
             .stdin
@@ -391,7 +391,9 @@ impl Instance {
                     Err(_) => break,
                 }
             }
-            let _ = to.shutdown(std::net::Shutdown::Both);
+            // Half-closed only: QEMU reads what is left, then the end (a full close
+            // is a hang-up to QEMU, which then drops the unread data).
+            let _ = to.shutdown(std::net::Shutdown::Write);
         });
         Ok(())
     }
