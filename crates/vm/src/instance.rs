@@ -14,7 +14,7 @@
 //!       control.sock   agent protocol (held by the booting process)
 //!       stdout.sock    the command's output (read live)
 //!       stderr.sock
-//!       stdin.sock     the command's input (-i); closed at the input's end
+//!       stdin.sock     the command's input (-i); half-closed at the input's end
 //!       signal.sock    "N\n" → HostMessage::Signal(N) on the control port
 //!       qmp.sock       QMP
 //!       console.log    the guest's serial console; qemu.log QEMU's own output
