@@ -143,9 +143,16 @@ fn relay_input(mut input: File, mut master: File) {
     });
 }
 
-/// A pty pair, both ends close-on-exec (the command gets the slave as its stdio).
-fn open_pty() -> Result<(OwnedFd, OwnedFd), AgentError> {
-    let pty = nix::pty::openpty(None, None).map_err(sys("opening a pty"))?;
+/// A pty pair of `window` rows and columns, both ends close-on-exec (the command
+/// gets the slave as its stdio).
+fn open_pty(window: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd), AgentError> {
+    let size = window.map(|(rows, cols)| nix::pty::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
+    let pty = nix::pty::openpty(size.as_ref(), None).map_err(sys("opening a pty"))?;
     for fd in [&pty.master, &pty.slave] {
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(sys("setting FD_CLOEXEC"))?;
     }
@@ -177,7 +184,7 @@ pub fn spawn(
     let terminal = request.terminal;
     let mut relay = None;
     if terminal {
-        let (master, slave) = open_pty()?;
+        let (master, slave) = open_pty(request.window)?;
         let clone = |fd: &OwnedFd| fd.try_clone().map_err(io("duplicating the pty"));
         cmd.stdin(clone(&slave)?)
             .stdout(clone(&slave)?)

@@ -55,6 +55,10 @@ pub struct RunRequest {
     /// its input comes from [`STDIN_PORT`] with `stdin`.
     #[serde(default)]
     pub terminal: bool,
+    /// The pty's size at start (rows, columns), with `terminal`; later changes come
+    /// as [`HostMessage::Resize`].
+    #[serde(default)]
+    pub window: Option<(u16, u16)>,
 }
 
 /// A filesystem the agent mounts for the command.
@@ -100,6 +104,7 @@ impl RunRequest {
             readonly_root: false,
             stdin: false,
             terminal: false,
+            window: None,
         }
     }
 

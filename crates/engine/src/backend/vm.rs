@@ -220,6 +220,13 @@ fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
     (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
+/// The size of our terminal, on stdin or else stdout. (Only a foreground run has
+/// one: `-t` is refused with `-d`. Taken afresh each time: a copy of the fds kept by
+/// the signal thread, which outlives wait, would hold the monitor's log pipes open.)
+fn terminal_size() -> Option<(u16, u16)> {
+    window_size(std::io::stdin().as_fd()).or_else(|| window_size(std::io::stdout().as_fd()))
+}
+
 /// A terminal in raw mode for as long as this lives (restored on drop).
 struct RawMode {
     fd: OwnedFd,
@@ -319,6 +326,9 @@ impl VmBackend {
         let mut plan = plan(&spec)?;
         let stdin = attached_stdin();
         plan.request.stdin = stdin.is_some();
+        if plan.request.terminal {
+            plan.request.window = terminal_size();
+        }
         let base = self.base_disk(&plan, bundle)?;
         let vm = berth_vm::Vm::new(berth_vm::VmConfig {
             cache_dir: self.cache_dir(),
@@ -401,23 +411,12 @@ impl Backend for VmBackend {
             .ok_or_else(|| config_err(format!("VM {id} was not booted by this process")))?;
         let dir = self.dir(id);
         let terminal = booted.request.terminal;
-        // The terminal's size: on our stdin or else stdout (a foreground run: `-t`
-        // is refused with `-d`). No copies of the fds: the thread below outlives
-        // wait, and a copy would hold the monitor's log pipes open.
-        let size_of = || {
-            window_size(std::io::stdin().as_fd()).or_else(|| window_size(std::io::stdout().as_fd()))
-        };
         let control = booted.vm.control();
-        if terminal {
-            if let Some((rows, cols)) = size_of() {
-                let _ = control.resize(rows, cols);
-            }
-        }
         std::thread::spawn(move || {
             let set = forwarded_signals();
             while let Ok(signal) = set.wait() {
                 if signal == nix::sys::signal::Signal::SIGWINCH {
-                    if let Some((rows, cols)) = size_of().filter(|_| terminal) {
+                    if let Some((rows, cols)) = terminal_size().filter(|_| terminal) {
                         let _ = control.resize(rows, cols);
                     }
                 } else {
