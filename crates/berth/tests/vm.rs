@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -368,5 +369,64 @@ fn read_write_volumes_are_refused() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("read-only only (add :ro)"), "{err}");
+    assert_no_vms(&root, &[]);
+}
+
+#[test]
+fn interactive_stdin_and_tty() {
+    let Some(root) = vm_root() else { return };
+    // -i: the host's stdin is the command's, to its very end (the last bytes were
+    // once lost to QEMU dropping unread data at a hang-up).
+    let mut child = berth_cmd(
+        &root,
+        &["run", "--rm", "-i", "--isolation", "vm", "busybox", "cat"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let input: Vec<u8> = (0..100_000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let sent = input.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&sent));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == input,
+        "{} of {} bytes",
+        out.stdout.len(),
+        input.len()
+    );
+    // -t under script(1): a pty in the guest, of the host terminal's size.
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP: script (util-linux) missing");
+        return;
+    }
+    let probe = "test -t 0 && test -t 1 && echo tty || echo no tty; stty size";
+    let cmd = format!(
+        "stty rows 33 cols 77; {BERTH} --root {} run --rm -t --isolation vm busybox sh -c '{probe}'",
+        root.path().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("BERTH_GUEST_AGENT", agent())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.ends_with("tty\n33 77\n") && !text.contains("no tty"),
+        "{text:?}"
+    );
     assert_no_vms(&root, &[]);
 }

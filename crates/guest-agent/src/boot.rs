@@ -30,12 +30,23 @@ fn mount_fs(fstype: &str, target: &str, flags: MsFlags) -> Result<(), AgentError
     )
 }
 
-/// Mounts /proc, /sys and /dev (devtmpfs) in the initramfs.
+/// Mounts /proc, /sys, /dev (devtmpfs) and /dev/pts (for `-t`) in the initramfs.
 pub fn early_mounts() -> Result<(), AgentError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mount_fs("proc", "/proc", flags)?;
     mount_fs("sysfs", "/sys", flags)?;
-    mount_fs("devtmpfs", "/dev", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)
+    mount_fs("devtmpfs", "/dev", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)?;
+    let _ = std::fs::create_dir_all("/dev/pts");
+    sys(
+        "mounting devpts at /dev/pts",
+        mount(
+            Some("devpts"),
+            "/dev/pts",
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0620,ptmxmode=0666"),
+        ),
+    )
 }
 
 /// Loads the modules listed in [`MODULE_LIST`], in order (dependencies first).
@@ -81,7 +92,7 @@ pub fn wait_for(path: &Path, what: &str) -> Result<(), AgentError> {
 }
 
 /// Mounts the root disk at [`NEW_ROOT`] (ext4 read-write — the host gives each VM its
-/// own copy-on-write overlay — or erofs read-only), with /proc, /sys and /dev inside.
+/// own copy-on-write overlay — or erofs read-only), with /proc, /sys, /dev and /dev/pts inside.
 pub fn mount_root() -> Result<(), AgentError> {
     wait_for(Path::new(ROOT_DISK), ROOT_DISK)?;
     let _ = std::fs::create_dir_all(NEW_ROOT);
@@ -106,7 +117,18 @@ pub fn mount_root() -> Result<(), AgentError> {
     for (fstype, dir) in [("proc", "proc"), ("sysfs", "sys"), ("devtmpfs", "dev")] {
         mount_fs(fstype, &format!("{NEW_ROOT}/{dir}"), MsFlags::MS_NOSUID)?;
     }
-    Ok(())
+    // The agent's ptys (the devtmpfs is the same one: dev/pts is there already).
+    let pts = format!("{NEW_ROOT}/dev/pts");
+    sys(
+        format!("mounting /dev/pts at {pts}"),
+        mount(
+            Some("/dev/pts"),
+            pts.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ),
+    )
 }
 
 /// Mounts the request's shares and tmpfs in the root disk. A destination is a path

@@ -13,11 +13,19 @@
 //! Run(RunRequest) ───────────▶           mount the root disk, chroot, spawn
 //!                              ◀──────── Started { pid }
 //! Signal(n) ─────────────────▶           kill(pid, n)            (any number)
+//! Resize{rows,cols} ─────────▶           TIOCSWINSZ on the pty   (with a terminal)
 //!                              ◀──────── Exited(status) | Error(text)
 //!                                        power off
 //! ```
 //!
-//! The command's stdout and stderr go to the ports [`STDOUT_PORT`] and [`STDERR_PORT`].
+//! The command's stdout and stderr go to the ports [`STDOUT_PORT`] and [`STDERR_PORT`],
+//! its stdin comes from [`STDIN_PORT`] with `-i` (else /dev/null). With `-t` the command
+//! runs on a pty in the guest (its own session, the pty its controlling terminal): the
+//! agent relays the pty's output to [`STDOUT_PORT`] and [`STDIN_PORT`] to its input.
+//!
+//! [`STDOUT_PORT`]: protocol::STDOUT_PORT
+//! [`STDERR_PORT`]: protocol::STDERR_PORT
+//! [`STDIN_PORT`]: protocol::STDIN_PORT
 
 pub mod protocol;
 

@@ -11,7 +11,9 @@ mod ports;
 
 use std::io::{BufRead, BufReader, Write};
 
-use berth_guest_agent::protocol::{GuestMessage, HostMessage, CONTROL_PORT};
+use berth_guest_agent::protocol::{
+    GuestMessage, HostMessage, CONTROL_PORT, STDERR_PORT, STDIN_PORT, STDOUT_PORT,
+};
 
 use crate::error::AgentError;
 
@@ -78,9 +80,15 @@ fn serve(control: &std::fs::File) -> Result<berth_guest_agent::ExitStatus, Agent
     if request.readonly_root {
         boot::root_readonly()?;
     }
-    let stdout = ports::open(berth_guest_agent::protocol::STDOUT_PORT)?;
-    let stderr = ports::open(berth_guest_agent::protocol::STDERR_PORT)?;
-    let pid = command::spawn(&request, stdout, stderr)?;
+    let stdin = if request.stdin {
+        Some(ports::open(STDIN_PORT)?)
+    } else {
+        None
+    };
+    let stdout = ports::open(STDOUT_PORT)?;
+    let stderr = ports::open(STDERR_PORT)?;
+    let spawned = command::spawn(&request, stdin, stdout, stderr)?;
+    let pid = spawned.pid;
     writer
         .write_all(
             GuestMessage::Started { pid: pid.as_raw() }
@@ -88,8 +96,13 @@ fn serve(control: &std::fs::File) -> Result<berth_guest_agent::ExitStatus, Agent
                 .as_bytes(),
         )
         .map_err(|source| AgentError::Control { source })?;
-    command::forward_signals(reader, pid);
-    command::wait(pid)
+    command::serve_messages(reader, pid, spawned.pty.as_ref().map(|p| p.master()));
+    let status = command::wait(pid)?;
+    // Exited ends the VM: the pty's last output must be on its way first.
+    if let Some(pty) = spawned.pty {
+        pty.finish();
+    }
+    Ok(status)
 }
 
 /// Writes a line on the console (stderr, the kernel's /dev/console).

@@ -8,6 +8,9 @@ pub const CONTROL_PORT: &str = "berth.control";
 pub const STDOUT_PORT: &str = "berth.stdout";
 /// Name of the port the command's stderr is connected to.
 pub const STDERR_PORT: &str = "berth.stderr";
+/// Name of the port the command's stdin comes from (with [`RunRequest::stdin`]); it
+/// reads end of file once the host closes its side.
+pub const STDIN_PORT: &str = "berth.stdin";
 /// File in the initramfs listing the kernel modules to load, one path a line, in order.
 pub const MODULE_LIST: &str = "/lib/modules/berth.list";
 /// Like [`MODULE_LIST`], for the modules loaded only when the request shares host
@@ -56,6 +59,17 @@ pub struct RunRequest {
     /// `/etc/hosts` and `/etc/resolv.conf`), after `mounts`.
     #[serde(default)]
     pub files: Vec<GuestFile>,
+    /// The command's stdin is [`STDIN_PORT`] (`-i`); else /dev/null.
+    #[serde(default)]
+    pub stdin: bool,
+    /// The command runs on a pty (`-t`): the pty's output goes to [`STDOUT_PORT`],
+    /// its input comes from [`STDIN_PORT`] with `stdin`.
+    #[serde(default)]
+    pub terminal: bool,
+    /// The pty's size at start (rows, columns), with `terminal`; later changes come
+    /// as [`HostMessage::Resize`].
+    #[serde(default)]
+    pub window: Option<(u16, u16)>,
 }
 
 /// The address of the guest's `eth0` (its MAC is set by the host, on the device).
@@ -122,6 +136,9 @@ impl RunRequest {
             readonly_root: false,
             network: None,
             files: Vec::new(),
+            stdin: false,
+            terminal: false,
+            window: None,
         }
     }
 
@@ -143,6 +160,13 @@ pub enum HostMessage {
     Run(RunRequest),
     /// Send this signal to the command.
     Signal(i32),
+    /// The host's terminal size, for the command's pty (with [`RunRequest::terminal`]).
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
 }
 
 /// How the command ended.
@@ -200,6 +224,8 @@ mod tests {
         let line = run.to_line();
         assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
         assert_eq!(serde_json::from_str::<HostMessage>(&line).unwrap(), run);
+        let resize = HostMessage::Resize { rows: 24, cols: 80 };
+        assert_eq!(resize.to_line(), "{\"resize\":{\"rows\":24,\"cols\":80}}\n");
         let exit = GuestMessage::Exited(ExitStatus::Code(3));
         assert_eq!(exit.to_line(), "{\"exited\":{\"code\":3}}\n");
         assert_eq!(
@@ -212,6 +238,7 @@ mod tests {
     fn request_defaults_and_path() {
         let r: RunRequest = serde_json::from_str(r#"{"args":["true"]}"#).unwrap();
         assert_eq!(r.cwd, "/");
+        assert!(!r.stdin && !r.terminal);
         assert_eq!(r.path_var(), DEFAULT_PATH);
         let r = RunRequest {
             env: vec!["PATH=/x".into(), "A=b".into()],

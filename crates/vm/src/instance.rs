@@ -3,7 +3,8 @@
 //! [`Vm::boot`] makes the VM's directory's overlay, starts QEMU in its own process
 //! group (the caller stays its parent and reaps it), records it in `state.json` and
 //! waits for the agent's Ready. The command's stdout and stderr come over unix
-//! sockets, copied live by [`Instance::wait`]. Any later process reaches the VM
+//! sockets, copied live by [`Instance::wait`]; its stdin (`-i`) goes over another,
+//! fed by [`Instance::attach_stdin`], whose end the guest reads as end of file. Any later process reaches the VM
 //! through its directory alone: [`State::load`], [`signal`] (through `signal.sock`,
 //! served by the process holding the control connection), [`kill`] (QMP `quit`).
 //!
@@ -13,6 +14,7 @@
 //!       control.sock   agent protocol (held by the booting process)
 //!       stdout.sock    the command's output (read live)
 //!       stderr.sock
+//!       stdin.sock     the command's input (-i); half-closed at the input's end
 //!       signal.sock    "N\n" → HostMessage::Signal(N) on the control port
 //!       qmp.sock       QMP
 //!       console.log    the guest's serial console; qemu.log QEMU's own output
@@ -146,7 +148,19 @@ pub struct Instance {
     reader: BufReader<UnixStream>,
     stdout: UnixStream,
     stderr: UnixStream,
+    stdin: UnixStream,
     stop_signals: Arc<AtomicBool>,
+}
+
+/// Sends messages to a running VM's agent from any thread (see [`Instance::control`]).
+#[derive(Debug, Clone)]
+pub struct Control(Arc<Mutex<UnixStream>>);
+
+impl Control {
+    /// Tells the agent the size of the host's terminal, for the command's pty.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), VmError> {
+        send_on(&self.0, &HostMessage::Resize { rows, cols })
+    }
 }
 
 impl std::fmt::Debug for Instance {
@@ -270,6 +284,7 @@ impl Vm {
             let control = connect_when_there(dir, qemu::CONTROL_SOCKET, &mut child, deadline)?;
             let stdout = connect_when_there(dir, qemu::STDOUT_SOCKET, &mut child, deadline)?;
             let stderr = connect_when_there(dir, qemu::STDERR_SOCKET, &mut child, deadline)?;
+            let stdin = connect_when_there(dir, qemu::STDIN_SOCKET, &mut child, deadline)?;
             control
                 .set_read_timeout(Some(BOOT_TIMEOUT))
                 .map_err(|e| VmError::Protocol(format!("setting a timeout: {e}")))?;
@@ -278,9 +293,9 @@ impl Vm {
                     .try_clone()
                     .map_err(|e| VmError::Protocol(format!("cloning the socket: {e}")))?,
             );
-            Ok((state, control, reader, stdout, stderr))
+            Ok((state, control, reader, stdout, stderr, stdin))
         })();
-        let (state, control, reader, stdout, stderr) = match booted {
+        let (state, control, reader, stdout, stderr, stdin) = match booted {
             Ok(parts) => parts,
             Err(e) => {
                 let _ = child.kill();
@@ -296,6 +311,7 @@ impl Vm {
             reader,
             stdout,
             stderr,
+            stdin,
             stop_signals: Arc::new(AtomicBool::new(false)),
         };
         timing("sockets connected", t0);
@@ -385,6 +401,40 @@ impl Instance {
                 };
                 let _ = conn.get_mut().write_all(reply.as_bytes());
             }
+        });
+        Ok(())
+    }
+
+    /// A handle sending messages to the agent (terminal size), for another thread.
+    pub fn control(&self) -> Control {
+        Control(Arc::clone(&self.control))
+    }
+
+    /// Copies `input` to the command's stdin on a thread, as it comes; at its end
+    /// (or a read error) shuts the connection for writing, which the command reads
+    /// as end of file. Meant for a request with `stdin` set, once started.
+    pub fn attach_stdin(&self, mut input: impl Read + Send + 'static) -> Result<(), VmError> {
+        let mut to = self
+            .stdin
+            .try_clone()
+            .map_err(|e| VmError::io("cloning the stdin socket", e))?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            // Half-closed only: QEMU reads what is left, then the end (a full close
+            // is a hang-up to QEMU, which then drops the unread data).
+            let _ = to.shutdown(std::net::Shutdown::Write);
         });
         Ok(())
     }

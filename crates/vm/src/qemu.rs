@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use berth_guest_agent::protocol::{CONTROL_PORT, STDERR_PORT, STDOUT_PORT};
+use berth_guest_agent::protocol::{CONTROL_PORT, STDERR_PORT, STDIN_PORT, STDOUT_PORT};
 
 /// How QEMU runs the guest's CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,8 @@ pub struct QemuArgs {
     /// Host directories shared with the guest over virtio-9p.
     pub shares: Vec<Share>,
     /// The command's stdout and stderr go to unix sockets (`stdout.sock`,
-    /// `stderr.sock`) the host reads live, instead of files.
+    /// `stderr.sock`) the host reads live, instead of files; its stdin (`-i`) comes
+    /// from `stdin.sock`.
     pub live_output: bool,
     /// A virtio-net device on a tap QEMU inherits open.
     pub net: Option<NetDevice>,
@@ -151,6 +152,8 @@ pub const QMP_SOCKET: &str = "qmp.sock";
 pub const STDOUT_SOCKET: &str = "stdout.sock";
 /// The command's stderr with `live_output`.
 pub const STDERR_SOCKET: &str = "stderr.sock";
+/// The command's stdin with `live_output`: closing the connection is its end of file.
+pub const STDIN_SOCKET: &str = "stdin.sock";
 
 /// Files in the VM's directory.
 pub fn control_socket(dir: &Path) -> PathBuf {
@@ -222,7 +225,8 @@ impl QemuArgs {
             "-serial".into(),
             format!("file:{}", p(console_file(d))),
             "-device".into(),
-            "virtio-serial-device,max_ports=4".into(),
+            // Port 0 is reserved (a console's): control, stdout, stderr, stdin.
+            "virtio-serial-device,max_ports=5".into(),
             "-chardev".into(),
             format!("socket,id=ctl,path={CONTROL_SOCKET},server=on,wait=off"),
             "-device".into(),
@@ -241,6 +245,14 @@ impl QemuArgs {
             });
             a.push("-device".into());
             a.push(format!("virtserialport,chardev={id},name={port}"));
+        }
+        if self.live_output {
+            a.push("-chardev".into());
+            a.push(format!(
+                "socket,id=in,path={STDIN_SOCKET},server=on,wait=off"
+            ));
+            a.push("-device".into());
+            a.push(format!("virtserialport,chardev=in,name={STDIN_PORT}"));
         }
         a.extend([
             "-drive".into(),
@@ -315,6 +327,10 @@ mod tests {
         assert!(joined.contains("virtserialport,chardev=ctl,name=berth.control"));
         assert!(joined.contains("socket,id=ctl,path=control.sock,server=on,wait=off"));
         assert!(joined.contains("socket,id=out,path=stdout.sock,server=on,wait=off"));
+        assert!(joined.contains(
+            "socket,id=in,path=stdin.sock,server=on,wait=off \
+             -device virtserialport,chardev=in,name=berth.stdin"
+        ));
         assert!(joined.contains("virtio-blk-device,drive=root"));
         assert!(joined.contains("-qmp unix:qmp.sock,server=on,wait=off"));
         assert!(joined.contains("-smp 2"));

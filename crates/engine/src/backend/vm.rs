@@ -18,13 +18,17 @@
 //!   is up.
 //! - start hands the request to the agent; wait copies the command's stdout and
 //!   stderr live to this process's fds 1 and 2, forwards the signals this process
-//!   gets, and returns the exit code (128+N for signal N).
+//!   gets, and returns the exit code (128+N for signal N). Unless this process's
+//!   stdin is /dev/null (`berth run` without `-i`, the monitor of `-d`), it is
+//!   copied to the command's (closed at its end). With `process.terminal` (`-t`) the
+//!   command runs on a pty in the guest, this process's terminal is in raw mode
+//!   while wait relays, and its size follows SIGWINCH.
 //! - kill: SIGKILL ends QEMU (QMP `quit`); other signals go to the command through
 //!   the waiting process. delete removes the overlay, sockets, state and cgroup.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -91,6 +95,8 @@ struct Booted {
     /// at /dev/null once the container runs, keeping the log pipes for the workload.
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    /// This process's fd 0 when it booted the VM, unless /dev/null.
+    stdin: Option<OwnedFd>,
 }
 
 fn config_err(msg: impl Into<String>) -> BackendError {
@@ -124,6 +130,7 @@ fn plan(spec: &Spec) -> Result<Plan, BackendError> {
     request.gid = user.gid();
     request.additional_gids = user.additional_gids().clone().unwrap_or_default();
     request.hostname = spec.hostname().clone();
+    request.terminal = process.terminal().unwrap_or(false);
     request.readonly_root = spec
         .root()
         .as_ref()
@@ -250,14 +257,71 @@ fn plan(spec: &Spec) -> Result<Plan, BackendError> {
     })
 }
 
-/// The signals a foreground `berth run` forwards to the command.
+/// The signals a foreground `berth run` forwards to the command, and SIGWINCH
+/// (a resize of the command's pty).
 fn forwarded_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::Signal::*;
     let mut set = nix::sys::signal::SigSet::empty();
-    for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] {
+    for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH] {
         set.add(s);
     }
     set
+}
+
+/// A duplicate of this process's fd 0, unless it is /dev/null (or closed).
+fn attached_stdin() -> Option<OwnedFd> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let st = nix::sys::stat::fstat(&fd).ok()?;
+    let null = nix::sys::stat::stat("/dev/null").ok()?;
+    let is_null =
+        (st.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFCHR && st.st_rdev == null.st_rdev;
+    (!is_null).then_some(fd)
+}
+
+/// The size of the terminal `fd` is, if it is one.
+fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize struct that lives for the call.
+    let r = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// The size of our terminal, on stdin or else stdout. (Only a foreground run has
+/// one: `-t` is refused with `-d`. Taken afresh each time: a copy of the fds kept by
+/// the signal thread, which outlives wait, would hold the monitor's log pipes open.)
+fn terminal_size() -> Option<(u16, u16)> {
+    window_size(std::io::stdin().as_fd()).or_else(|| window_size(std::io::stdout().as_fd()))
+}
+
+/// A terminal in raw mode for as long as this lives (restored on drop).
+struct RawMode {
+    fd: OwnedFd,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    /// `None` unless `fd` is a terminal.
+    fn enter(fd: &OwnedFd) -> Option<Self> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let fd = fd.try_clone().ok()?;
+        let saved = tcgetattr(&fd).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&fd, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ =
+            nix::sys::termios::tcsetattr(&self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
 }
 
 /// An unbuffered writer to `fd`, or a sink.
@@ -330,7 +394,12 @@ impl VmBackend {
         let config = bundle.join("config.json");
         let spec = Spec::load(&config)
             .map_err(|e| config_err(format!("reading {}: {e}", config.display())))?;
-        let plan = plan(&spec)?;
+        let mut plan = plan(&spec)?;
+        let stdin = attached_stdin();
+        plan.request.stdin = stdin.is_some();
+        if plan.request.terminal {
+            plan.request.window = terminal_size();
+        }
         let base = self.base_disk(&plan, bundle)?;
         let vm = berth_vm::Vm::new(berth_vm::VmConfig {
             cache_dir: self.cache_dir(),
@@ -371,6 +440,7 @@ impl VmBackend {
             request: plan.request,
             stdout: std::io::stdout().as_fd().try_clone_to_owned().ok(),
             stderr: std::io::stderr().as_fd().try_clone_to_owned().ok(),
+            stdin,
         })
     }
 
@@ -423,12 +493,28 @@ impl Backend for VmBackend {
             .remove(id)
             .ok_or_else(|| config_err(format!("VM {id} was not booted by this process")))?;
         let dir = self.dir(id);
+        let terminal = booted.request.terminal;
+        let control = booted.vm.control();
         std::thread::spawn(move || {
             let set = forwarded_signals();
             while let Ok(signal) = set.wait() {
-                let _ = instance::signal(&dir, signal as i32);
+                if signal == nix::sys::signal::Signal::SIGWINCH {
+                    if let Some((rows, cols)) = terminal_size().filter(|_| terminal) {
+                        let _ = control.resize(rows, cols);
+                    }
+                } else {
+                    let _ = instance::signal(&dir, signal as i32);
+                }
             }
         });
+        // Restored when wait returns, error or not.
+        let _raw = match (&booted.stdin, terminal) {
+            (Some(fd), true) => RawMode::enter(fd),
+            _ => None,
+        };
+        if let Some(fd) = booted.stdin {
+            booted.vm.attach_stdin(File::from(fd))?;
+        }
         let (out, err) = (writer(booted.stdout), writer(booted.stderr));
         Ok(match booted.vm.wait(out, err)? {
             ExitStatus::Code(c) => c,
@@ -540,6 +626,11 @@ mod tests {
         // runc's default mounts (/proc, /dev tmpfs…) are the guest kernel's own.
         assert!(p.request.mounts.is_empty());
         assert!(p.chain.is_none() && p.accel.is_none());
+        // stdin is decided at boot (this process's fd 0), the pty by the config.
+        assert!(!p.request.stdin && !p.request.terminal);
+        let mut s = spec();
+        s.process_mut().as_mut().unwrap().set_terminal(Some(true));
+        assert!(plan(&s).unwrap().request.terminal);
     }
 
     #[test]
