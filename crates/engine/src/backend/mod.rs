@@ -50,8 +50,8 @@ pub enum BackendError {
     /// The bundle asks for what the backend cannot do, or its state is unusable.
     #[error("{0}")]
     Config(String),
-    /// This isolation level is not implemented yet.
-    #[error("isolation {0:?} is not implemented yet")]
+    /// The isolation level does not do this.
+    #[error("{0} is not supported at this isolation level")]
     Unsupported(&'static str),
 }
 
