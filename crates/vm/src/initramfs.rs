@@ -72,7 +72,36 @@ pub fn build(
 
 /// What makes an archive, beyond the agent and the kernel: bump when [`build`] or the
 /// module lists change.
-const FORMAT: &str = "berth-initramfs-3 (signatures stripped, 9p and net on demand)";
+const FORMAT: &str = "berth-initramfs-4 (signatures, BTF and ORC stripped, 9p and net on demand)";
+
+/// Sections a module loads without: its BTF (type information for BPF, which the
+/// kernel parses at every load — costly under TCG) and its ORC unwind tables (the
+/// unwinder then falls back to frame guessing in stack traces), with their
+/// relocations. objcopy (binutils) removes them; without it the module stays whole.
+const SLIM_SECTIONS: &[&str] = &[".BTF", ".orc_unwind", ".orc_unwind_ip"];
+
+/// `ko` without [`SLIM_SECTIONS`], or as it is if objcopy fails or is missing.
+fn slim(ko: Vec<u8>) -> Vec<u8> {
+    let attempt = || -> std::io::Result<Option<Vec<u8>>> {
+        let dir = tempfile::tempdir()?;
+        let (input, output) = (dir.path().join("in.ko"), dir.path().join("out.ko"));
+        std::fs::write(&input, &ko)?;
+        let mut cmd = std::process::Command::new("objcopy");
+        for section in SLIM_SECTIONS {
+            cmd.arg(format!("--remove-section={section}"));
+        }
+        let status = cmd
+            .arg(&input)
+            .arg(&output)
+            .stderr(std::process::Stdio::null())
+            .status()?;
+        status.success().then(|| std::fs::read(&output)).transpose()
+    };
+    match attempt() {
+        Ok(Some(slim)) => slim,
+        _ => ko,
+    }
+}
 
 /// The initramfs for `kernel` and `agent` in `cache_dir`, built if not there yet (written
 /// to a temp file and renamed). Named by a hash of the agent, the kernel's release and
@@ -106,7 +135,7 @@ pub fn cached(kernel: &Kernel, agent: &Path, cache_dir: &Path) -> Result<PathBuf
             .map(|path| {
                 let data = std::fs::read(path)
                     .map_err(|e| VmError::io(format!("reading {}", path.display()), e))?;
-                let data = strip_signature(&data).to_vec();
+                let data = slim(strip_signature(&data).to_vec());
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 Ok((name.into_owned(), data))
             })
@@ -153,6 +182,28 @@ mod tests {
         assert!(text.contains("init\0"));
         assert!(out.len().is_multiple_of(4));
         assert!(text.contains("TRAILER!!!"));
+    }
+
+    #[test]
+    fn slim_drops_btf_and_orc_or_keeps_what_it_cannot_read() {
+        assert_eq!(slim(b"not an ELF file".to_vec()), b"not an ELF file");
+        let Ok(kernel) = crate::Kernel::locate(None) else {
+            eprintln!("SKIP (part): no kernel cache to take a module from");
+            return;
+        };
+        let Some(ko) = kernel
+            .module_files(&["crc16"])
+            .ok()
+            .and_then(|f| std::fs::read(f.first()?).ok())
+        else {
+            panic!("the kernel cache has no crc16 module");
+        };
+        let ko = strip_signature(&ko).to_vec();
+        let slimmed = slim(ko.clone());
+        let has = |data: &[u8], name: &[u8]| data.windows(name.len()).any(|w| w == name);
+        assert!(has(&ko, b".orc_unwind_ip\0"));
+        assert!(!has(&slimmed, b".orc_unwind_ip\0") && !has(&slimmed, b".BTF\0"));
+        assert!(slimmed.len() < ko.len());
     }
 
     #[test]
