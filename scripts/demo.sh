@@ -43,6 +43,11 @@ if "$berth" run --help | grep -q 'process'; then
 fi
 if [[ ${DEMO_VM:-0} == 1 ]]; then
     bash scripts/fetch-kernel.sh >&2
+    # The guest agent is the VM's /init: a static binary.
+    triple="$(uname -m)-unknown-linux-gnu"
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+        -p berth-guest-agent --target "$triple" --target-dir "$PWD/target/guest-agent" >&2
+    export BERTH_GUEST_AGENT="$PWD/target/guest-agent/$triple/release/berth-guest-agent"
     echo "== berth run --rm --isolation vm busybox" >&2
     "$berth" run --rm --isolation vm busybox "$@"
 fi
