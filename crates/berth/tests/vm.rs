@@ -9,84 +9,14 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use berth_engine::{Isolation, Phase};
 use common::{Root, BERTH};
 
-/// Why VMs cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root".into());
-    }
-    for (tool, arg) in [
-        ("qemu-system-x86_64", "--version"),
-        ("qemu-img", "--version"),
-        ("mkfs.ext4", "-V"),
-    ] {
-        if !Command::new(tool)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return Some(format!("{tool} missing (scripts/install-deps.sh)"));
-        }
-    }
-    if let Err(e) = berth_vm::Kernel::locate(None) {
-        return Some(e.to_string());
-    }
-    None
-}
-
 /// A root for a VM test, or `None` after a loud SKIP (a panic with BERTH_REQUIRE_VM).
 fn vm_root() -> Option<Root> {
-    if let Some(why) = skip_reason() {
-        if std::env::var_os("BERTH_REQUIRE_VM").is_some() {
-            panic!("BERTH_REQUIRE_VM is set but the VM tests cannot run: {why}");
-        }
-        eprintln!("\n\n*** SKIP: berth --isolation vm tests: {why} ***\n");
-        return None;
-    }
-    Root::new()
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The static guest agent, built once per test process (`BERTH_GUEST_AGENT` overrides).
-fn agent() -> &'static Path {
-    static AGENT: OnceLock<PathBuf> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BERTH_GUEST_AGENT") {
-            return PathBuf::from(p);
-        }
-        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-        let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(d) => PathBuf::from(d).join("guest-agent"),
-            None => workspace_root().join("target/guest-agent"),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "--release", "-p", "berth-guest-agent"])
-            .arg("--target")
-            .arg(&triple)
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .expect("running cargo to build berth-guest-agent");
-        assert!(
-            out.status.success(),
-            "building the static guest agent failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target_dir.join(triple).join("release/berth-guest-agent")
-    })
+    common::vm_available().then(Root::new).flatten()
 }
 
 fn berth_cmd(root: &Root, args: &[&str]) -> Command {
@@ -94,7 +24,7 @@ fn berth_cmd(root: &Root, args: &[&str]) -> Command {
     cmd.arg("--root")
         .arg(root.path())
         .args(args)
-        .env("BERTH_GUEST_AGENT", agent())
+        .env("BERTH_GUEST_AGENT", common::guest_agent())
         .stdin(Stdio::null());
     cmd
 }
@@ -418,7 +348,7 @@ fn interactive_stdin_and_tty() {
     );
     let out = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
-        .env("BERTH_GUEST_AGENT", agent())
+        .env("BERTH_GUEST_AGENT", common::guest_agent())
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -282,8 +282,8 @@ impl Drop for Registry {
 }
 
 /// Why `--isolation vm` cannot run here (not root, no QEMU, no kernel from
-/// scripts/fetch-kernel.sh), if it cannot. As in tests/vm.rs.
-pub fn vm_unavailable() -> Option<String> {
+/// scripts/fetch-kernel.sh), if it cannot.
+fn vm_unavailable() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("not root".into());
     }
@@ -317,7 +317,7 @@ pub fn vm_available() -> bool {
 }
 
 /// The static guest agent, built once per test process (`BERTH_GUEST_AGENT`
-/// overrides). As in tests/vm.rs.
+/// overrides).
 pub fn guest_agent() -> &'static Path {
     static AGENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     AGENT.get_or_init(|| {
