@@ -151,64 +151,6 @@ pub(crate) fn is_default_name(reference: &Reference) -> bool {
             || name == default.name())
 }
 
-/// What the vm backend needs beyond the OCI config: the image's identity and its
-/// read-only layers (for the base disk), and `--accel`.
-fn vm_annotations(
-    spec: &mut oci_spec::runtime::Spec,
-    top: Option<&str>,
-    mounts: &[berth_snapshot::Mount],
-    flags: &RunFlags,
-) {
-    use crate::backend::vm::{ANNOTATION_ACCEL, ANNOTATION_CHAIN, ANNOTATION_LAYERS};
-    let mut annotations = spec.annotations().clone().unwrap_or_default();
-    let lowerdir = mounts
-        .iter()
-        .flat_map(|m| &m.options)
-        .find_map(|o| o.strip_prefix("lowerdir="));
-    annotations.insert(ANNOTATION_CHAIN.into(), top.unwrap_or("empty").into());
-    annotations.insert(
-        ANNOTATION_LAYERS.into(),
-        lowerdir.unwrap_or_default().into(),
-    );
-    if let Some(accel) = flags.accel {
-        annotations.insert(ANNOTATION_ACCEL.into(), accel.name().into());
-    }
-    spec.set_annotations(Some(annotations));
-}
-
-impl Engine {
-    /// For a VM on a network: the address its guest takes over from `a.ifname`
-    /// (see `backend::vm::ANNOTATION_NETWORK`).
-    fn vm_network_annotation(
-        &self,
-        spec: &mut oci_spec::runtime::Spec,
-        a: Option<&berth_net::Attachment>,
-    ) -> Result<(), EngineError> {
-        use crate::backend::vm::{VmNetwork, ANNOTATION_NETWORK};
-        let Some(a) = a else { return Ok(()) };
-        let (config, _) = self
-            .networks()
-            .inspect(&a.network)
-            .map_err(crate::network::net_err(format!(
-                "reading network {}",
-                a.network
-            )))?;
-        let net = VmNetwork {
-            ifname: a.ifname.clone(),
-            address: a.ip,
-            prefix: a.prefix,
-            gateway: (!config.internal).then_some(a.gateway),
-        };
-        let mut annotations = spec.annotations().clone().unwrap_or_default();
-        annotations.insert(
-            ANNOTATION_NETWORK.into(),
-            serde_json::to_string(&net).expect("serialises"),
-        );
-        spec.set_annotations(Some(annotations));
-        Ok(())
-    }
-}
-
 /// Removes a half-made container unless disarmed.
 struct CreateGuard<'a> {
     engine: &'a Engine,
@@ -508,8 +450,11 @@ impl Engine {
         let mut spec = spec::build(&id, &rootfs, &run, &flags)?;
         let networks = self.connect(&id, &name, &dir, &run, &flags, &mut spec)?;
         if opts.isolation == Isolation::Vm {
-            vm_annotations(&mut spec, top.as_deref(), &mounts, &flags);
-            self.vm_network_annotation(&mut spec, networks.first())?;
+            let network = match networks.first() {
+                Some(a) => Some(self.vm_network(a)?),
+                None => None,
+            };
+            crate::backend::vm::annotate(&mut spec, top.as_deref(), &mounts, flags.accel, network);
         }
         let config_path = dir.join("config.json");
         spec.save(&config_path)
@@ -703,8 +648,14 @@ impl Engine {
     /// Removes everything of container `id`: the runtime's state, the mount, the
     /// snapshot, the directory. The caller holds the engine lock.
     fn cleanup(&self, id: &str) -> Result<(), EngineError> {
+        let dir = self.container_dir(id);
+        let record = Record::load(&dir).ok();
         // Without a record (an abandoned create) any backend may hold state.
-        for isolation in Isolation::ALL {
+        let levels = match &record {
+            Some(r) => vec![r.isolation],
+            None => Isolation::ALL.to_vec(),
+        };
+        for isolation in levels {
             let backend = self.backend(isolation);
             if backend.exists(id) {
                 backend
@@ -716,8 +667,13 @@ impl Engine {
                     })?;
             }
         }
-        let dir = self.container_dir(id);
-        self.disconnect(id)?;
+        // Networks only for a container that may be on one: the network state
+        // lock and files stay out of every other container's removal.
+        let networked = record.as_ref().is_none_or(|r| !r.networks.is_empty())
+            || self.networks().netns_path(id).exists();
+        if networked {
+            self.disconnect(id)?;
+        }
         unmount_if_mounted(&dir.join("rootfs"))?;
         match self.snapshots.remove(&snapshot_key(id)) {
             Ok(()) | Err(SnapshotError::NotFound(_)) => {}

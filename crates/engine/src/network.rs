@@ -124,6 +124,24 @@ impl Engine {
     }
 
     /// Takes container `id` off its networks and removes its namespace file.
+    /// For a VM on a network: the address its guest takes over from `a.ifname`
+    /// (see `backend::vm::ANNOTATION_NETWORK`).
+    pub(crate) fn vm_network(
+        &self,
+        a: &Attachment,
+    ) -> Result<crate::backend::vm::VmNetwork, EngineError> {
+        let (config, _) = self
+            .networks()
+            .inspect(&a.network)
+            .map_err(net_err(format!("reading network {}", a.network)))?;
+        Ok(crate::backend::vm::VmNetwork {
+            ifname: a.ifname.clone(),
+            address: a.ip,
+            prefix: a.prefix,
+            gateway: (!config.internal).then_some(a.gateway),
+        })
+    }
+
     pub(crate) fn disconnect(&self, id: &str) -> Result<(), EngineError> {
         self.networks()
             .detach(id, None)

@@ -54,6 +54,38 @@ pub const ANNOTATION_ACCEL: &str = "org.berth.vm.accel";
 /// network namespace of the config: the address it takes over from the interface.
 pub const ANNOTATION_NETWORK: &str = "org.berth.vm.network";
 
+/// Writes what the vm backend needs beyond the OCI config into its annotations:
+/// the image's identity and read-only layers (for the base disk, from the
+/// container's overlay `mounts`), `--accel`, and the network the guest joins.
+pub(crate) fn annotate(
+    spec: &mut oci_spec::runtime::Spec,
+    top: Option<&str>,
+    mounts: &[berth_snapshot::Mount],
+    accel: Option<berth_vm::Accel>,
+    network: Option<VmNetwork>,
+) {
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    let lowerdir = mounts
+        .iter()
+        .flat_map(|m| &m.options)
+        .find_map(|o| o.strip_prefix("lowerdir="));
+    annotations.insert(ANNOTATION_CHAIN.into(), top.unwrap_or("empty").into());
+    annotations.insert(
+        ANNOTATION_LAYERS.into(),
+        lowerdir.unwrap_or_default().into(),
+    );
+    if let Some(accel) = accel {
+        annotations.insert(ANNOTATION_ACCEL.into(), accel.name().into());
+    }
+    if let Some(net) = network {
+        annotations.insert(
+            ANNOTATION_NETWORK.into(),
+            serde_json::to_string(&net).expect("serialises"),
+        );
+    }
+    spec.set_annotations(Some(annotations));
+}
+
 /// What [`ANNOTATION_NETWORK`] holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VmNetwork {
