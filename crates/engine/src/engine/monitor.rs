@@ -20,6 +20,7 @@ use nix::fcntl::OFlag;
 use nix::unistd::{dup2_stderr, dup2_stdout, pipe2, setsid};
 
 use super::{now, snapshot_key, unmount_if_mounted, Engine};
+use crate::backend::Isolation;
 use crate::error::{io_err, EngineError};
 use crate::lock::EngineLock;
 use crate::logs::{LogStream, LogWriter};
@@ -122,7 +123,7 @@ impl Engine {
         let started = LogWriter::open(&log_path)
             .map_err(io_err("opening", &log_path))
             .and_then(|log| Ok((log, self.monitor_start(id)?)));
-        let (log, pid) = match started {
+        let (log, (pid, isolation)) = match started {
             Ok(started) => {
                 let _ = report.write_all(b"ok\n");
                 started
@@ -143,9 +144,7 @@ impl Engine {
             let log = Arc::clone(&log);
             std::thread::spawn(move || copy_lines(fd, s, log))
         });
-        let backend = Record::load(&self.container_dir(id))
-            .map(|r| self.backend(r.isolation))
-            .unwrap_or(self.backend(Default::default()));
+        let backend = self.backend(isolation);
         let code = backend.wait(id, pid).unwrap_or(255);
         // Whatever is left in its cgroup goes with the backend's state.
         let _ = backend.delete(id, true);
@@ -156,8 +155,9 @@ impl Engine {
         Ok(code)
     }
 
-    /// Mounts the root, creates and starts the container, records it running.
-    fn monitor_start(&self, id: &str) -> Result<i32, EngineError> {
+    /// Mounts the root, creates and starts the container, records it running;
+    /// returns the workload's pid and isolation level.
+    fn monitor_start(&self, id: &str) -> Result<(i32, Isolation), EngineError> {
         let dir = self.container_dir(id);
         let mut record = Record::load(&dir)?;
         let backend_err = |action: &'static str| {
@@ -190,7 +190,7 @@ impl Engine {
             let _ = before.save(&dir);
             return Err(e);
         }
-        Ok(pid)
+        Ok((pid, record.isolation))
     }
 
     /// (Re)mounts the container's snapshot on its rootfs.
