@@ -240,25 +240,7 @@ impl Snapshotter {
 
     /// Turn the active snapshot `key` into the committed snapshot `name`.
     pub fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
-        check_key(name)?;
-        let _lock = self.lock(FlockArg::LockExclusive)?;
-        let mut meta = self.load()?;
-        let record = meta.get(key)?;
-        if record.kind != Kind::Active {
-            return Err(SnapshotError::NotActive {
-                op: "committing",
-                key: key.to_owned(),
-                kind: record.kind,
-            });
-        }
-        if meta.snapshots.contains_key(name) {
-            return Err(SnapshotError::AlreadyExists(name.to_owned()));
-        }
-        let mut record = meta.snapshots.remove(key).expect("checked above");
-        record.kind = Kind::Committed;
-        record.created = now();
-        meta.snapshots.insert(name.to_owned(), record);
-        self.save(&meta)
+        self.commit_as(name, key, None)
     }
 
     /// Commit the active snapshot `key` as `name` on top of the committed `parent`,
@@ -271,6 +253,17 @@ impl Snapshotter {
         key: &str,
         parent: Option<&str>,
     ) -> Result<(), SnapshotError> {
+        self.commit_as(name, key, Some(parent))
+    }
+
+    /// [`Snapshotter::commit`] (`reparent` `None`: the parent it was prepared on)
+    /// and [`Snapshotter::commit_onto`] (`Some(parent)`, which must be committed).
+    fn commit_as(
+        &self,
+        name: &str,
+        key: &str,
+        reparent: Option<Option<&str>>,
+    ) -> Result<(), SnapshotError> {
         check_key(name)?;
         let _lock = self.lock(FlockArg::LockExclusive)?;
         let mut meta = self.load()?;
@@ -282,7 +275,7 @@ impl Snapshotter {
                 kind: record.kind,
             });
         }
-        if let Some(parent) = parent {
+        if let Some(Some(parent)) = reparent {
             if meta.get(parent)?.kind != Kind::Committed {
                 return Err(SnapshotError::ParentNotCommitted {
                     key: key.to_owned(),
@@ -295,7 +288,9 @@ impl Snapshotter {
         }
         let mut record = meta.snapshots.remove(key).expect("checked above");
         record.kind = Kind::Committed;
-        record.parent = parent.map(str::to_owned);
+        if let Some(parent) = reparent {
+            record.parent = parent.map(str::to_owned);
+        }
         record.created = now();
         meta.snapshots.insert(name.to_owned(), record);
         self.save(&meta)
