@@ -353,22 +353,7 @@ impl Instance {
 
     /// The next message, `None` at end of stream (QEMU exited).
     fn receive(&mut self) -> Result<Option<GuestMessage>, VmError> {
-        let mut line = Vec::new();
-        match self.reader.read_until(b'\n', &mut line) {
-            Ok(0) => Ok(None),
-            Ok(_) => serde_json::from_slice(&line).map(Some).map_err(|e| {
-                VmError::Protocol(format!("parsing {:?}: {e}", String::from_utf8_lossy(&line)))
-            }),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Err(VmError::Timeout(BOOT_TIMEOUT))
-            }
-            Err(e) => Err(VmError::Protocol(format!("reading: {e}"))),
-        }
+        crate::vm::read_message(&mut self.reader, BOOT_TIMEOUT)
     }
 
     /// Listens on `signal.sock` on a thread: each `N\n` received becomes a signal

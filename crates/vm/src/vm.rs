@@ -236,23 +236,11 @@ impl RunningVm {
             .get_ref()
             .set_read_timeout(Some(remaining.max(Duration::from_millis(1))))
             .map_err(|e| VmError::Protocol(format!("setting a timeout: {e}")))?;
-        let mut line = Vec::new();
-        match control.read_until(b'\n', &mut line) {
-            Ok(0) => Ok(None),
-            Ok(_) => serde_json::from_slice(&line).map(Some).map_err(|e| {
-                VmError::Protocol(format!("parsing {:?}: {e}", String::from_utf8_lossy(&line)))
-            }),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                self.kill();
-                Err(VmError::Timeout(self.timeout))
-            }
-            Err(e) => Err(VmError::Protocol(format!("reading: {e}"))),
+        let message = read_message(control, self.timeout);
+        if matches!(message, Err(VmError::Timeout(_))) {
+            self.kill();
         }
+        message
     }
 
     fn expect_ready(&mut self) -> Result<(), VmError> {
@@ -312,6 +300,30 @@ impl RunningVm {
         VmError::Died {
             console: console_excerpt(&console),
         }
+    }
+}
+
+/// The agent's next message on its control port: `Ok(None)` at end of stream
+/// (QEMU exited), `Err(VmError::Timeout(timeout))` when the read timed out.
+pub(crate) fn read_message(
+    reader: &mut impl BufRead,
+    timeout: Duration,
+) -> Result<Option<GuestMessage>, VmError> {
+    let mut line = Vec::new();
+    match reader.read_until(b'\n', &mut line) {
+        Ok(0) => Ok(None),
+        Ok(_) => serde_json::from_slice(&line).map(Some).map_err(|e| {
+            VmError::Protocol(format!("parsing {:?}: {e}", String::from_utf8_lossy(&line)))
+        }),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(VmError::Timeout(timeout))
+        }
+        Err(e) => Err(VmError::Protocol(format!("reading: {e}"))),
     }
 }
 
