@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use berth_image::RunConfig;
 use berth_net::{AttachRequest, Attachment, HostEntry, NetError, Networks, PortSpec};
-use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, Spec};
+use oci_spec::runtime::{MountBuilder, Spec};
 
 use crate::engine::Engine;
 use crate::error::{io_err, EngineError};
@@ -119,7 +119,7 @@ impl Engine {
                 (path, vec![a])
             }
         };
-        set_netns(spec, &netns)?;
+        crate::spec::set_network_namespace(spec, Some(&netns))?;
         Ok(attached)
     }
 
@@ -188,27 +188,6 @@ fn bind_etc(spec: &mut Spec, dir: &Path) -> Result<(), EngineError> {
         );
     }
     spec.set_mounts(Some(mounts));
-    Ok(())
-}
-
-/// Points the config's network namespace entry at `path`.
-fn set_netns(spec: &mut Spec, path: &Path) -> Result<(), EngineError> {
-    let linux = spec.linux_mut().as_mut().expect("default spec has linux");
-    let mut namespaces: Vec<_> = linux
-        .namespaces()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| n.typ() != LinuxNamespaceType::Network)
-        .collect();
-    namespaces.push(
-        LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Network)
-            .path(path)
-            .build()
-            .map_err(|e| EngineError::Invalid(format!("network namespace: {e}")))?,
-    );
-    linux.set_namespaces(Some(namespaces));
     Ok(())
 }
 

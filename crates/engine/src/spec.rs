@@ -347,20 +347,40 @@ pub fn build(
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.extend(extra_mounts(flags)?);
     spec.set_mounts(Some(mounts));
-    let linux = spec.linux_mut().as_mut().expect("default spec has linux");
     if flags.network == Network::Host {
-        let namespaces = linux
-            .namespaces()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|n| n.typ() != LinuxNamespaceType::Network)
-            .collect();
-        linux.set_namespaces(Some(namespaces));
+        set_network_namespace(&mut spec, None)?;
     }
+    let linux = spec.linux_mut().as_mut().expect("default spec has linux");
     linux.set_resources(Some(resources(flags)?));
     crate::security::apply(&mut spec, &flags.cap_add, &flags.cap_drop, &flags.security)?;
     Ok(spec)
+}
+
+/// The config's network namespace: none of its own (`None`: the host's), or the
+/// one at `path`.
+pub(crate) fn set_network_namespace(
+    spec: &mut Spec,
+    path: Option<&Path>,
+) -> Result<(), EngineError> {
+    let linux = spec.linux_mut().as_mut().expect("default spec has linux");
+    let mut namespaces: Vec<_> = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Network)
+        .collect();
+    if let Some(path) = path {
+        namespaces.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path)
+                .build()
+                .map_err(|e| invalid(format!("network namespace: {e}")))?,
+        );
+    }
+    linux.set_namespaces(Some(namespaces));
+    Ok(())
 }
 
 #[cfg(test)]
