@@ -167,6 +167,15 @@ impl Engine {
             }
             let status = self.status(&last);
             if status != Phase::Running {
+                // The monitor may have recorded the exit and gone between our read
+                // and our look at it: the record as it is now says how it ended.
+                if last.phase == Phase::Running {
+                    if let Ok(now) = Record::load(&dir) {
+                        if now.phase != Phase::Running {
+                            return Ok(Some(now));
+                        }
+                    }
+                }
                 last.phase = status;
                 return Ok(Some(last));
             }
